@@ -1,0 +1,52 @@
+//! The `arbor` command line: parses arguments, sets up logging, and hands off to the library crates.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// arbor: compose image-based Linux (ostree / bootc) from rpm-ostree treefiles and lockfiles.
+#[derive(Debug, Parser)]
+#[command(name = "arbor", version, about, propagate_version = true)]
+struct Cli {
+    /// Log filter, e.g. "info" or "arbor=debug" (also RUST_LOG).
+    #[arg(long, global = true, env = "ARBOR_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read, check and render treefiles.
+    #[command(subcommand)]
+    Treefile(commands::treefile::TreefileCommand),
+    /// Read, show and merge lockfiles.
+    #[command(subcommand)]
+    Lockfile(commands::lockfile::LockfileCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Treefile(command) => commands::treefile::run(command),
+        Command::Lockfile(command) => commands::lockfile::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

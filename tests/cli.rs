@@ -1,0 +1,132 @@
+//! End-to-end tests of the `arbor` binary on the bundled example and on bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn arbor(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(arguments)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running arbor")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn renders_and_checks_the_example() {
+    let output = arbor(&["treefile", "check", "examples/manifest.yaml", "--arch", "x86_64"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("ref exampleos/x86_64/testing-devel"), "{}", stdout(&output));
+
+    let output =
+        arbor(&["treefile", "render", "examples/manifest.yaml", "--arch", "aarch64", "--var", "prod=true"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rendered: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rendered["ref"], "exampleos/aarch64/testing-devel");
+    assert_eq!(rendered["basearch"], "aarch64");
+    assert_eq!(rendered["variables"]["prod"], true);
+    let packages: Vec<&str> =
+        rendered["packages"].as_array().unwrap().iter().filter_map(|p| p.as_str()).collect();
+    assert!(packages.contains(&"grub2-efi-aa64"), "{packages:?}");
+    assert!(!packages.contains(&"grub2-efi-x64"), "{packages:?}");
+    assert!(!packages.contains(&"exampleos-debug-tools"), "prod=true drops the debug tools: {packages:?}");
+}
+
+#[test]
+fn check_lists_every_problem_and_fails() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("manifest.yaml"), "ref: r\npackges: [a]\ninclude: base.yaml\n")
+        .unwrap();
+    std::fs::write(directory.path().join("base.yaml"), "recommends: maybe\n").unwrap();
+    let manifest = directory.path().join("manifest.yaml");
+    let output = arbor(&["treefile", "check", manifest.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("manifest.yaml:2:1: unknown key \"packges\" (did you mean \"packages\"?)"),
+        "{errors}"
+    );
+    assert!(errors.contains("base.yaml:1:13, included from "), "{errors}");
+    assert!(errors.contains("2 errors found"), "{errors}");
+}
+
+#[test]
+fn bad_command_line_variables_are_refused() {
+    let output = arbor(&["treefile", "render", "examples/manifest.yaml", "--var", "basearch=s390x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("\"basearch\" is set by arbor"), "{}", stderr(&output));
+}
+
+#[test]
+fn lockfile_merge_writes_atomically_and_show_lists_packages() {
+    let directory = tempfile::tempdir().unwrap();
+    let output_path: PathBuf = directory.path().join("merged.json");
+    let output = arbor(&[
+        "lockfile",
+        "merge",
+        "examples/manifest-lock.x86_64.json",
+        "examples/manifest-lock.overrides.yaml",
+        "--output",
+        output_path.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output_path).unwrap()).unwrap();
+    assert_eq!(merged["packages"]["exampleos-release"]["evra"], "1.1-1.noarch");
+
+    // Merging a single unchanged lockfile reproduces it byte for byte.
+    let output = arbor(&["lockfile", "merge", "examples/manifest-lock.x86_64.json"]);
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifest-lock.x86_64.json"),
+    )
+    .unwrap();
+    assert_eq!(stdout(&output), original);
+
+    let output = arbor(&[
+        "lockfile",
+        "show",
+        "examples/manifest-lock.x86_64.json",
+        "examples/manifest-lock.overrides.yaml",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output)
+            .lines()
+            .any(|line| line.starts_with("exampleos-release") && line.contains("1.1-1.noarch"))
+    );
+}
+
+#[test]
+fn lockfile_problems_name_file_and_line() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("manifest-lock.overrides.yaml");
+    std::fs::write(&path, "packages:\n  foo:\n    evr: 1-1\n    evra: 1-1.x86_64\n").unwrap();
+    let output = arbor(&["lockfile", "show", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("manifest-lock.overrides.yaml:3:5: package \"foo\": has both \"evr\" and \"evra\""),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn schema_is_json_with_every_key() {
+    let output = arbor(&["treefile", "schema"]);
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in ["ref", "packages", "conditional-include", "boot_location"] {
+        assert!(schema["properties"].get(key).is_some(), "{key}");
+    }
+}
