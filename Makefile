@@ -46,6 +46,12 @@ bench:
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@mkdir -p fuzz/corpus/treefile fuzz/corpus/lockfile
+	@for file in treefiles/tests/fixtures/*/*.yaml treefiles/tests/fixtures/*/manifests/*.yaml examples/*.yaml; do \
+		{ printf '\000'; cat "$$file"; } > fuzz/corpus/treefile/seed-$$(echo $$file | tr / -); done
+	@for file in treefiles/tests/fixtures/*/*.json; do \
+		{ printf '\001'; cat "$$file"; } > fuzz/corpus/treefile/seed-$$(echo $$file | tr / -); done
+	@cp treefiles/tests/fixtures/*/manifest-lock*.json treefiles/tests/fixtures/*/manifest-lock*.yaml fuzz/corpus/lockfile/
 	cd fuzz && for target in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || exit 1; \
 	done
