@@ -6,7 +6,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 ARBOR := target/debug/arbor
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+.PHONY: all deps build demo test unit lint corpus bench fuzz clean
 
 all: build
 
@@ -16,16 +16,25 @@ deps:
 build:
 	$(CARGO) build --workspace
 
+# The demo OS repository (examples/exampleos.repo points here) and the cache the demo uses.
+DEMO_DIR ?= /var/tmp/arbor-demo
+
 demo: deps build
-	@echo "== arbor treefile check examples/manifest.yaml"
-	@$(ARBOR) treefile check examples/manifest.yaml
+	@echo "== building the exampleos RPM repository in $(DEMO_DIR)/repo (test-support RPM builder + createrepo_c)"
+	@$(CARGO) run --quiet -p arbor-testsupport --bin exampleos-repository -- $(DEMO_DIR)/repo
 	@echo
-	@echo "== arbor treefile render examples/manifest.yaml --arch aarch64 --var prod=true (first 40 lines)"
-	@$(ARBOR) treefile render examples/manifest.yaml --arch aarch64 --var prod=true | head -n 40
+	@echo "== arbor treefile check examples/manifest.yaml"
+	@$(ARBOR) treefile check examples/manifest.yaml --arch x86_64
+	@echo
+	@echo "== arbor treefile render examples/manifest.yaml --arch aarch64 --var prod=true (first 30 lines)"
+	@$(ARBOR) treefile render examples/manifest.yaml --arch aarch64 --var prod=true | head -n 30
 	@echo "   ..."
 	@echo
 	@echo "== arbor lockfile show examples/manifest-lock.x86_64.json examples/manifest-lock.overrides.yaml"
 	@$(ARBOR) lockfile show examples/manifest-lock.x86_64.json examples/manifest-lock.overrides.yaml
+	@echo
+	@echo "== arbor compose resolve examples/manifest.yaml (lockfile + overrides applied; jq floats)"
+	@$(ARBOR) compose resolve examples/manifest.yaml --arch x86_64 --cachedir $(DEMO_DIR)/cache
 
 lint:
 	$(CARGO) fmt --all --check
@@ -40,8 +49,22 @@ unit:
 
 test: deps lint unit
 
-bench:
+# Benchmark corpora from ../shared/corpus: 60,000-package synthetic metadata and real packages (gen 0).
+CORPUS_DIR ?= target/bench-corpus
+CORPUS_TOOL := $(CORPUS_DIR)/tool/release/rpm-corpus
+
+corpus:
+	@mkdir -p $(CORPUS_DIR)
+	CARGO_TARGET_DIR=$(CORPUS_DIR)/tool $(CARGO) build --release --quiet --manifest-path ../shared/corpus/Cargo.toml
+	@test -f $(CORPUS_DIR)/synth/repodata/repomd.xml || \
+		$(CORPUS_TOOL) synth-metadata --packages 60000 --out $(CORPUS_DIR)/synth --seed 1
+	@test -f $(CORPUS_DIR)/gen0/repodata/repomd.xml || { \
+		$(CORPUS_TOOL) fetch --seed ../shared/corpus/seed-coreos-like.txt --cache $(CORPUS_DIR)/cache && \
+		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen0; }
+
+bench: deps corpus
 	$(CARGO) bench -p treefiles --bench render
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench resolve
 
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:

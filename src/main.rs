@@ -23,9 +23,12 @@ enum Command {
     /// Read, check and render treefiles.
     #[command(subcommand)]
     Treefile(commands::treefile::TreefileCommand),
-    /// Read, show and merge lockfiles.
+    /// Read, show, merge and update lockfiles.
     #[command(subcommand)]
     Lockfile(commands::lockfile::LockfileCommand),
+    /// Compose: depsolve (and, later, build ostree commits and images).
+    #[command(subcommand)]
+    Compose(commands::compose::ComposeCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Treefile(command) => commands::treefile::run(command),
         Command::Lockfile(command) => commands::lockfile::run(command),
+        Command::Compose(command) => commands::compose::run(command),
     };
     match result {
         Ok(code) => code,

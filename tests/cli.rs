@@ -130,3 +130,125 @@ fn schema_is_json_with_every_key() {
         assert!(schema["properties"].get(key).is_some(), "{key}");
     }
 }
+
+/// A repository at `directory/repo` with `packages`, plus `directory/manifest.yaml` and its `.repo` file.
+fn make_tree(directory: &Path, packages: &[arbor_testsupport::RpmSpec]) -> PathBuf {
+    let repository = directory.join("repo");
+    let packages_directory = repository.join("Packages");
+    std::fs::create_dir_all(&packages_directory).unwrap();
+    for package in packages {
+        package.write_to(&packages_directory).unwrap();
+    }
+    refresh_repository(&repository);
+    std::fs::write(
+        directory.join("test.repo"),
+        format!("[test]\nbaseurl=file://{}\ngpgcheck=0\n", repository.display()),
+    )
+    .unwrap();
+    let manifest = directory.join("manifest.yaml");
+    std::fs::write(&manifest, "ref: test/${basearch}\nrepos: [test]\npackages: [app]\n").unwrap();
+    manifest
+}
+
+fn refresh_repository(repository: &Path) {
+    arbor_testsupport::tools::run_tool(
+        "createrepo_c",
+        ["--no-database", "--quiet", repository.to_str().unwrap()],
+    )
+    .expect("createrepo_c (install it with scripts/install-deps)");
+}
+
+#[test]
+fn compose_resolve_and_lockfile_update() {
+    use arbor_testsupport::RpmSpec;
+    let directory = tempfile::tempdir().unwrap();
+    let manifest = make_tree(
+        directory.path(),
+        &[
+            RpmSpec::new("app", "1.0", "1").arch("x86_64").requires("libapp").source_rpm("app-1.0-1.src.rpm"),
+            RpmSpec::new("libapp", "1.0", "1").arch("x86_64").source_rpm("app-1.0-1.src.rpm"),
+        ],
+    );
+    let cache = directory.path().join("cache");
+    let manifest_argument = manifest.to_str().unwrap();
+    let cache_argument = cache.to_str().unwrap();
+
+    let output = arbor(&[
+        "compose",
+        "resolve",
+        manifest_argument,
+        "--arch",
+        "x86_64",
+        "--cachedir",
+        cache_argument,
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let resolved: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> =
+        resolved["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["libapp", "app"], "installation order");
+    assert_eq!(resolved["inputhash"].as_str().unwrap().len(), 64);
+
+    let output =
+        arbor(&["lockfile", "update", manifest_argument, "--arch", "x86_64", "--cachedir", cache_argument]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Added (2):"), "{}", stdout(&output));
+    let lockfile_path = directory.path().join("manifest-lock.x86_64.json");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lockfile_path).unwrap()).unwrap();
+    assert_eq!(written["packages"]["app"]["evra"], "1.0-1.x86_64");
+    assert_eq!(written["packages"]["app"]["metadata"]["sourcerpm"], "app");
+    let generated = written["metadata"]["generated"].as_str().unwrap();
+    assert!(generated.ends_with("T00:00:00Z"), "truncated to the day: {generated}");
+    assert!(written["metadata"]["rpmmd_repos"]["test"]["generated"].is_string());
+
+    let output =
+        arbor(&["lockfile", "update", manifest_argument, "--arch", "x86_64", "--cachedir", cache_argument]);
+    assert!(stdout(&output).contains("unchanged"), "{}", stdout(&output));
+
+    // A newer RPM appears: the lockfile is bumped and the diff says so.
+    RpmSpec::new("app", "1.1", "1")
+        .arch("x86_64")
+        .requires("libapp")
+        .write_to(&directory.path().join("repo/Packages"))
+        .unwrap();
+    refresh_repository(&directory.path().join("repo"));
+    let output =
+        arbor(&["lockfile", "update", manifest_argument, "--arch", "x86_64", "--cachedir", cache_argument]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("Upgraded (1):\n  app 1.0-1.x86_64 -> 1.1-1.x86_64"),
+        "{}",
+        stdout(&output)
+    );
+
+    // The lockfile now pins app; resolving with it (the default lockfiles) keeps 1.1 even when 1.2 appears.
+    RpmSpec::new("app", "1.2", "1")
+        .arch("x86_64")
+        .requires("libapp")
+        .write_to(&directory.path().join("repo/Packages"))
+        .unwrap();
+    refresh_repository(&directory.path().join("repo"));
+    let output =
+        arbor(&["compose", "resolve", manifest_argument, "--arch", "x86_64", "--cachedir", cache_argument]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("app-1.1-1.x86_64"), "{}", stdout(&output));
+}
+
+#[test]
+fn compose_resolve_explains_problems() {
+    use arbor_testsupport::RpmSpec;
+    let directory = tempfile::tempdir().unwrap();
+    let manifest =
+        make_tree(directory.path(), &[RpmSpec::new("app", "1.0", "1").requires("libmissing.so.1()(64bit)")]);
+    let cache = directory.path().join("cache");
+    let output =
+        arbor(&["compose", "resolve", manifest.to_str().unwrap(), "--cachedir", cache.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("nothing provides libmissing.so.1()(64bit) needed by app-1.0-1.noarch"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -5,7 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use composer::lock_update::{DiffReport, diff_lockfiles, lockfile_from_resolution};
+use composer::resolve::{LockSettings, resolve};
 use treefiles::lockfile::{Lockfile, write_atomically};
+
+use super::TreefileArgs;
+use super::compose::{CacheArgs, default_lockfiles, read_lockfiles, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum LockfileCommand {
@@ -17,6 +22,23 @@ pub enum LockfileCommand {
         /// Print the merged lockfile as JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Depsolve the treefile afresh (overrides still apply) and write manifest-lock.$arch.json next to it,
+    /// printing the package diff against the previous lockfile.
+    Update {
+        /// The treefile.
+        treefile: PathBuf,
+        /// Architectures to update (repeat); default: the host's.
+        #[arg(long = "arch", value_name = "ARCH")]
+        arches: Vec<String>,
+        /// Set a variable: NAME=VALUE.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = super::parse_variable_argument)]
+        variables: Vec<(String, treefiles::Variable)>,
+        /// Also record each package's repodata checksum as `digest` (Fedora CoreOS leaves them out).
+        #[arg(long)]
+        with_digests: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Merge lockfiles left to right (later files win per package) into one rpm-ostree lockfile.
     Merge {
@@ -58,6 +80,58 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
                 println!("{} packages, generated {generated}", merged.packages.len());
             } else {
                 println!("{} packages", merged.packages.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LockfileCommand::Update { treefile, arches, variables, with_digests, cache } => {
+            let arches = if arches.is_empty() { vec![super::host_arch().to_string()] } else { arches };
+            let fetcher = cache.fetcher()?;
+            let runtime = runtime()?;
+            for arch in arches {
+                let arguments = TreefileArgs {
+                    treefile: treefile.clone(),
+                    arch: arch.clone(),
+                    variables: variables.clone(),
+                };
+                let flattened = match super::load_treefile(&arguments) {
+                    Ok(flattened) => flattened,
+                    Err(problems) => return Ok(super::fail_with(&problems)),
+                };
+                let overrides = match read_lockfiles(&default_lockfiles(&treefile, &arch, false)) {
+                    Ok(overrides) => overrides,
+                    Err(code) => return Ok(code),
+                };
+                let lock = LockSettings { lockfile: overrides, strict: false };
+                let resolution = runtime
+                    .block_on(resolve(&fetcher, &flattened, &lock))
+                    .with_context(|| format!("resolving {} for {arch}", treefile.display()))?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|elapsed| elapsed.as_secs())
+                    .unwrap_or_default();
+                let new = lockfile_from_resolution(&resolution, now, with_digests);
+                let path = treefile
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(format!("manifest-lock.{arch}.json"));
+                let old =
+                    if path.exists() {
+                        Some(Lockfile::read(&path).map_err(|problems| {
+                            anyhow::anyhow!("reading the previous lockfile: {problems}")
+                        })?)
+                    } else {
+                        None
+                    };
+                let changes = diff_lockfiles(old.as_ref().unwrap_or(&Lockfile::default()), &new);
+                let unchanged = old.as_ref().is_some_and(|old| old.packages == new.packages);
+                if unchanged {
+                    println!("{}: {} packages, unchanged", path.display(), new.packages.len());
+                    continue;
+                }
+                write_atomically(&path, new.to_json_string().as_bytes())
+                    .with_context(|| format!("writing lockfile {}", path.display()))?;
+                println!("{}: {} packages", path.display(), new.packages.len());
+                print!("{}", DiffReport(&changes));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,0 +1,164 @@
+//! Loading repositories into a [`Pool`]: rpm-md XML files and `.solv` caches, and writing caches.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsString};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use libsolv_sys as sys;
+
+use crate::error::{MetadataKind, SolvError};
+use crate::file::CFile;
+use crate::pool::{Pool, RepoHandle, Repository};
+
+impl Pool {
+    /// Loads an rpm-md repository: `primary.xml`, and optionally `filelists.xml` (which extends
+    /// the packages of primary with their full file lists) and `updateinfo.xml`. Each file may be
+    /// plain or compressed (`.gz`, `.xz`, `.zst`, `.bz2`, recognised by suffix).
+    ///
+    /// `priority`: packages of a repository with a higher priority win over those of lower ones.
+    /// On error, nothing of the repository stays in the pool.
+    pub fn add_rpmmd_repo(
+        &mut self,
+        name: &str,
+        priority: i32,
+        primary: &Path,
+        filelists: Option<&Path>,
+        updateinfo: Option<&Path>,
+    ) -> Result<RepoHandle, SolvError> {
+        self.add_repository(name, priority, |pool, repo| {
+            pool.read_into(repo, MetadataKind::Primary, primary, |stream| {
+                // SAFETY: `repo` and `stream` are valid for the call; a NULL language means the default.
+                unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
+            })?;
+            if let Some(filelists) = filelists {
+                pool.read_into(repo, MetadataKind::Filelists, filelists, |stream| {
+                    // REPO_EXTEND_SOLVABLES adds the files to the packages read from primary
+                    // (joined by pkgid); REPO_REUSE_REPODATA keeps them in primary's repodata:
+                    // with a second repodata, repo_write merges two directory pools, which is
+                    // quadratic (48 s instead of 0.3 s for 60,000 packages).
+                    // SAFETY: `repo` and `stream` are valid for the call.
+                    unsafe {
+                        sys::repo_add_rpmmd(
+                            repo,
+                            stream,
+                            std::ptr::null(),
+                            (sys::REPO_EXTEND_SOLVABLES | sys::REPO_REUSE_REPODATA) as i32,
+                        )
+                    }
+                })?;
+            }
+            if let Some(updateinfo) = updateinfo {
+                pool.read_into(repo, MetadataKind::Updateinfo, updateinfo, |stream| {
+                    // SAFETY: `repo` and `stream` are valid for the call.
+                    unsafe { sys::repo_add_updateinfoxml(repo, stream, 0) }
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads a repository from a `.solv` cache written by [`Pool::write_solv_cache`].
+    pub fn add_solv_cache_repo(
+        &mut self,
+        name: &str,
+        priority: i32,
+        path: &Path,
+    ) -> Result<RepoHandle, SolvError> {
+        self.add_repository(name, priority, |pool, repo| {
+            pool.read_into(repo, MetadataKind::SolvCache, path, |stream| {
+                // SAFETY: `repo` and `stream` are valid for the call.
+                unsafe { sys::repo_add_solv(repo, stream, 0) }
+            })
+        })
+    }
+
+    /// Writes the repository as a `.solv` cache: to `path` + `.tmp` first, then renamed to `path`,
+    /// so that readers never see a partial file. A `.gz`/`.xz`/`.zst` suffix of `path` compresses.
+    pub fn write_solv_cache(&self, repo: RepoHandle, path: &Path) -> Result<(), SolvError> {
+        let raw_repo = self.repository(repo).raw;
+        let mut temporary_name = OsString::from(path.as_os_str());
+        temporary_name.push(".tmp");
+        let temporary_path = PathBuf::from(temporary_name);
+        let write_error = |message: String| SolvError::WriteCache { path: path.to_path_buf(), message };
+
+        let stream = CFile::create_for_writing(&temporary_path, path)
+            .map_err(|error| write_error(format!("creating {}: {error}", temporary_path.display())))?;
+        // SAFETY: `raw_repo` is a repository of this valid pool and `stream` is open for writing.
+        let status = unsafe { sys::repo_write(raw_repo.as_ptr(), stream.as_ptr()) };
+        let closed = stream.close();
+        let result = if status != 0 {
+            Err(write_error(self.error_string()))
+        } else if let Err(error) = closed {
+            Err(write_error(format!("closing {}: {error}", temporary_path.display())))
+        } else {
+            std::fs::rename(&temporary_path, path)
+                .map_err(|error| write_error(format!("renaming {}: {error}", temporary_path.display())))
+        };
+        if result.is_err() {
+            // Best effort: the partial file is useless, and its absence is what matters.
+            let _ = std::fs::remove_file(&temporary_path);
+        }
+        result
+    }
+
+    /// Creates a repository, fills it with `load`, and registers it; frees it again if `load` fails.
+    fn add_repository(
+        &mut self,
+        name: &str,
+        priority: i32,
+        load: impl FnOnce(&Pool, *mut sys::Repo) -> Result<(), SolvError>,
+    ) -> Result<RepoHandle, SolvError> {
+        let c_name = CString::new(name)
+            .map_err(|_| SolvError::NulByte { what: "repository name", value: name.to_owned() })?;
+        // SAFETY: `self.raw` is a valid pool and `c_name` a NUL-terminated string (libsolv copies it).
+        let raw_repo = unsafe { sys::repo_create(self.raw.as_ptr(), c_name.as_ptr()) };
+        let raw_repo = NonNull::new(raw_repo).expect("repo_create returned NULL");
+        // SAFETY: `raw_repo` is the valid repository just created; only a plain field is written.
+        unsafe { (*raw_repo.as_ptr()).priority = priority };
+
+        let loaded = load(self, raw_repo.as_ptr());
+        // The repository's solvables (even some of a failed load) invalidate the indexes.
+        self.file_provides_added.set(false);
+        self.whatprovides_current.set(false);
+        match loaded {
+            Ok(()) => {
+                // SAFETY: `raw_repo` is a valid repository; internalizing makes its data searchable.
+                unsafe { sys::repo_internalize(raw_repo.as_ptr()) };
+                self.repositories.push(Repository { name: name.to_owned(), raw: raw_repo });
+                self.refresh_considered();
+                Ok(RepoHandle { pool_serial: self.serial, index: self.repositories.len() - 1 })
+            }
+            Err(error) => {
+                // SAFETY: `raw_repo` is valid and no handle to it was given out; reuseids=1 lets
+                // the pool reuse the ids of its solvables.
+                unsafe { sys::repo_free(raw_repo.as_ptr(), 1) };
+                Err(error)
+            }
+        }
+    }
+
+    /// Opens `path` and hands the stream to `read`, which returns libsolv's status (0 = success).
+    fn read_into(
+        &self,
+        repo: *mut sys::Repo,
+        kind: MetadataKind,
+        path: &Path,
+        read: impl FnOnce(*mut sys::FILE) -> i32,
+    ) -> Result<(), SolvError> {
+        debug_assert!(!repo.is_null());
+        let stream = CFile::open_for_reading(path).map_err(|source| SolvError::Open {
+            kind,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let status = read(stream.as_ptr());
+        drop(stream);
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(SolvError::Read { kind, path: path.to_path_buf(), message: self.error_string() })
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Reading packages out of a [`Pool`]: the solvables of a repository and their details.
+
+#![allow(unsafe_code)]
+
+use std::ffi::c_uint;
+
+use libsolv_sys as sys;
+
+use crate::package::{Package, split_evr};
+use crate::pool::{Pool, RepoHandle, SolvableId, c_string_to_owned};
+
+/// `notfound` value for numeric lookups: an absent size or time reads as 0.
+const ABSENT_NUMBER: u64 = 0;
+
+/// Name prefixes libsolv gives solvables that are not packages (updateinfo, products, patterns).
+const NON_PACKAGE_PREFIXES: [&str; 4] = ["patch:", "product:", "pattern:", "application:"];
+
+/// libsolv's well-known ids (`solv_knownid`) are `u32` constants; lookups take an `Id`.
+fn known_id(id: sys::solv_knownid) -> sys::Id {
+    id as sys::Id
+}
+
+impl Pool {
+    /// All binary packages of a repository, in load order. Source rpms (arch `src`/`nosrc`) and
+    /// the `patch:` solvables that updateinfo adds are left out.
+    ///
+    /// # Panics
+    /// If `repo` belongs to another pool.
+    pub fn solvables(&self, repo: RepoHandle) -> Vec<SolvableId> {
+        let raw_repo = self.repository(repo).raw.as_ptr();
+        let source_arches = [known_id(sys::solv_knownid_ARCH_SRC), known_id(sys::solv_knownid_ARCH_NOSRC)];
+        // SAFETY: `raw_repo` is a repository of this valid pool, and start..end lies within the
+        // pool's solvable array; only plain fields are read.
+        let candidates: Vec<(sys::Id, sys::Id)> = unsafe {
+            let solvables = (*self.raw.as_ptr()).solvables;
+            ((*raw_repo).start..(*raw_repo).end)
+                .map(|index| (index, &*solvables.add(index as usize)))
+                .filter(|(_, solvable)| solvable.repo == raw_repo && !source_arches.contains(&solvable.arch))
+                .map(|(index, solvable)| (index, solvable.name))
+                .collect()
+        };
+        candidates
+            .into_iter()
+            .filter(|&(_, name)| !self.is_non_package_name(name))
+            .map(|(index, _)| SolvableId(index))
+            .collect()
+    }
+
+    /// Whether a solvable name carries a kind prefix (`patch:`, `product:`, ...) of a non-package.
+    fn is_non_package_name(&self, name: sys::Id) -> bool {
+        let name = self.id_to_string(name);
+        NON_PACKAGE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+    }
+
+    /// Package name.
+    ///
+    /// # Panics
+    /// If `id` is not a package of this pool (so for every accessor below).
+    pub fn name(&self, id: SolvableId) -> String {
+        // SAFETY: `solvable_pointer` returns a checked pointer to a live solvable.
+        self.id_to_string(unsafe { (*self.solvable_pointer(id)).name })
+    }
+
+    /// `[E:]V-R`, as libsolv stores it (no epoch when it is 0).
+    pub fn evr(&self, id: SolvableId) -> String {
+        // SAFETY: `solvable_pointer` returns a checked pointer to a live solvable.
+        self.id_to_string(unsafe { (*self.solvable_pointer(id)).evr })
+    }
+
+    /// Architecture.
+    pub fn arch(&self, id: SolvableId) -> String {
+        // SAFETY: `solvable_pointer` returns a checked pointer to a live solvable.
+        self.id_to_string(unsafe { (*self.solvable_pointer(id)).arch })
+    }
+
+    /// `name-[E:]V-R.arch`.
+    pub fn nevra(&self, id: SolvableId) -> String {
+        format!("{}-{}.{}", self.name(id), self.evr(id), self.arch(id))
+    }
+
+    /// The repository the package was loaded from.
+    pub fn repo_of(&self, id: SolvableId) -> RepoHandle {
+        // SAFETY: `solvable_pointer` returns a checked pointer to a live solvable.
+        let raw_repo = unsafe { (*self.solvable_pointer(id)).repo };
+        let index = self
+            .repositories
+            .iter()
+            .position(|repository| repository.raw.as_ptr() == raw_repo)
+            .expect("every solvable belongs to a registered repository");
+        RepoHandle { pool_serial: self.serial, index }
+    }
+
+    /// All details of a package, copied out of the pool.
+    pub fn package(&self, id: SolvableId) -> Package {
+        let solvable = self.solvable_pointer(id);
+        let evr = split_evr(&self.evr(id));
+        let repo = self.repo_name(self.repo_of(id)).to_owned();
+        // SAFETY: `solvable` is a checked pointer to a live solvable of this pool. The lookup
+        // functions return NULL or strings in pool-owned temporary space, which are copied before
+        // the next libsolv call can reuse that space.
+        unsafe {
+            let mut media_number: c_uint = 0;
+            let location = c_string_to_owned(sys::solvable_lookup_location(solvable, &mut media_number));
+            let mut checksum_type: sys::Id = 0;
+            let checksum_hex = c_string_to_owned(sys::solvable_lookup_checksum(
+                solvable,
+                known_id(sys::solv_knownid_SOLVABLE_CHECKSUM),
+                &mut checksum_type,
+            ));
+            let checksum = checksum_hex.map(|hex| {
+                let type_name = c_string_to_owned(sys::solv_chksum_type2str(checksum_type));
+                (type_name.unwrap_or_else(|| "unknown".to_owned()), hex)
+            });
+            let number =
+                |key: sys::solv_knownid| sys::solvable_lookup_num(solvable, known_id(key), ABSENT_NUMBER);
+            let string =
+                |key: sys::solv_knownid| c_string_to_owned(sys::solvable_lookup_str(solvable, known_id(key)));
+            Package {
+                name: self.name(id),
+                epoch: evr.epoch,
+                version: evr.version,
+                release: evr.release,
+                arch: self.arch(id),
+                repo,
+                location: location.unwrap_or_default(),
+                checksum,
+                download_size: number(sys::solv_knownid_SOLVABLE_DOWNLOADSIZE),
+                install_size: number(sys::solv_knownid_SOLVABLE_INSTALLSIZE),
+                sourcerpm: c_string_to_owned(sys::solvable_lookup_sourcepkg(solvable)),
+                build_time: number(sys::solv_knownid_SOLVABLE_BUILDTIME),
+                license: string(sys::solv_knownid_SOLVABLE_LICENSE),
+                summary: string(sys::solv_knownid_SOLVABLE_SUMMARY),
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Writing lockfiles from a resolution (rpm-ostree's format) and the package diff between two lockfiles.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+use treefiles::lockfile::{LockedPackage, LockedVersion, Lockfile, LockfileMetadata, RepoSnapshot};
+
+use crate::resolve::Resolution;
+use crate::rpm_version::compare_evr;
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// The lockfile for a resolution: every package as `evra` with its source package name;
+/// `generated` truncated to the day (less churn), each repository's metadata timestamp.
+/// Digests are left out unless asked for: signing changes them, and the same NEVRA may sit in several
+/// repositories with different signatures (what Fedora CoreOS does too).
+pub fn lockfile_from_resolution(
+    resolution: &Resolution,
+    now_unix_seconds: u64,
+    with_digests: bool,
+) -> Lockfile {
+    let mut packages = BTreeMap::new();
+    for package in &resolution.packages {
+        let metadata = package
+            .source_name()
+            .map(|source| BTreeMap::from([("sourcerpm".to_string(), Value::String(source))]));
+        let digest = if with_digests { package.checksum.clone() } else { None };
+        packages.insert(
+            package.name.clone(),
+            LockedPackage { version: LockedVersion::Evra(package.evra()), digest, metadata },
+        );
+    }
+    let rpmmd_repos = resolution
+        .repositories
+        .iter()
+        .filter_map(|repository| {
+            let timestamp = repository.timestamp?;
+            Some((repository.id.clone(), RepoSnapshot { generated: format_utc(timestamp) }))
+        })
+        .collect();
+    let day = now_unix_seconds - now_unix_seconds % SECONDS_PER_DAY;
+    Lockfile {
+        packages,
+        metadata: Some(LockfileMetadata { generated: Some(format_utc(day)), rpmmd_repos: Some(rpmmd_repos) }),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (UTC).
+pub fn format_utc(unix_seconds: u64) -> String {
+    let days = (unix_seconds / SECONDS_PER_DAY) as i64;
+    let seconds_of_day = unix_seconds % SECONDS_PER_DAY;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds_of_day / 3600,
+        seconds_of_day % 3600 / 60,
+        seconds_of_day % 60
+    )
+}
+
+/// How one package changed between two lockfiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageChange {
+    Added { name: String, version: String },
+    Removed { name: String, version: String },
+    Upgraded { name: String, from: String, to: String },
+    Downgraded { name: String, from: String, to: String },
+}
+
+/// The changes from `old` to `new`, by package name.
+pub fn diff_lockfiles(old: &Lockfile, new: &Lockfile) -> Vec<PackageChange> {
+    let mut changes = Vec::new();
+    for (name, package) in &new.packages {
+        let version = package.version.as_str().to_string();
+        match old.packages.get(name) {
+            None => changes.push(PackageChange::Added { name: name.clone(), version }),
+            Some(previous) if previous.version.as_str() != version => {
+                let from = previous.version.as_str().to_string();
+                let ordering = compare_evr(strip_arch(&previous.version), strip_arch(&package.version));
+                changes.push(if ordering == Ordering::Greater {
+                    PackageChange::Downgraded { name: name.clone(), from, to: version }
+                } else {
+                    PackageChange::Upgraded { name: name.clone(), from, to: version }
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, package) in &old.packages {
+        if !new.packages.contains_key(name) {
+            changes.push(PackageChange::Removed {
+                name: name.clone(),
+                version: package.version.as_str().to_string(),
+            });
+        }
+    }
+    changes
+}
+
+fn strip_arch(version: &LockedVersion) -> &str {
+    match version {
+        LockedVersion::Evr(evr) => evr,
+        LockedVersion::Evra(evra) => evra.rsplit_once('.').map_or(evra.as_str(), |(evr, _)| evr),
+    }
+}
+
+/// Describes a change if it belongs to a section of the report.
+type DescribeChange = fn(&PackageChange) -> Option<String>;
+
+/// The diff as text: sections for upgraded, downgraded, added and removed packages.
+#[derive(Debug)]
+pub struct DiffReport<'a>(pub &'a [PackageChange]);
+
+impl fmt::Display for DiffReport<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        if self.0.is_empty() {
+            return writeln!(formatter, "No package changes.");
+        }
+        let sections: [(&str, DescribeChange); 4] = [
+            ("Upgraded", |change| match change {
+                PackageChange::Upgraded { name, from, to } => Some(format!("{name} {from} -> {to}")),
+                _ => None,
+            }),
+            ("Downgraded", |change| match change {
+                PackageChange::Downgraded { name, from, to } => Some(format!("{name} {from} -> {to}")),
+                _ => None,
+            }),
+            ("Added", |change| match change {
+                PackageChange::Added { name, version } => Some(format!("{name} {version}")),
+                _ => None,
+            }),
+            ("Removed", |change| match change {
+                PackageChange::Removed { name, version } => Some(format!("{name} {version}")),
+                _ => None,
+            }),
+        ];
+        for (title, select) in sections {
+            let lines: Vec<String> = self.0.iter().filter_map(select).collect();
+            if !lines.is_empty() {
+                writeln!(formatter, "{title} ({}):", lines.len())?;
+                for line in lines {
+                    writeln!(formatter, "  {line}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_713_120_671, "2024-04-14T18:51:11Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(format_utc(seconds), expected);
+        }
+    }
+
+    #[test]
+    fn diff_classifies_changes() {
+        let lockfile = |entries: &[(&str, &str)]| Lockfile {
+            packages: entries
+                .iter()
+                .map(|(name, evra)| {
+                    let package = LockedPackage {
+                        version: LockedVersion::Evra(evra.to_string()),
+                        digest: None,
+                        metadata: None,
+                    };
+                    (name.to_string(), package)
+                })
+                .collect(),
+            metadata: None,
+        };
+        let old = lockfile(&[
+            ("bash", "5.2-1.x86_64"),
+            ("gone", "1-1.noarch"),
+            ("kernel", "6.2-1.x86_64"),
+            ("same", "1-1.noarch"),
+        ]);
+        let new = lockfile(&[
+            ("bash", "5.2-2.x86_64"),
+            ("kernel", "6.1-9.x86_64"),
+            ("new", "2-1.noarch"),
+            ("same", "1-1.noarch"),
+        ]);
+        let changes = diff_lockfiles(&old, &new);
+        insta::assert_snapshot!(DiffReport(&changes).to_string(), @r"
+        Upgraded (1):
+          bash 5.2-1.x86_64 -> 5.2-2.x86_64
+        Downgraded (1):
+          kernel 6.2-1.x86_64 -> 6.1-9.x86_64
+        Added (1):
+          new 2-1.noarch
+        Removed (1):
+          gone 1-1.noarch
+        ");
+    }
+}

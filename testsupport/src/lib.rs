@@ -1,0 +1,24 @@
+//! Test-only helpers for arbor: deterministic RPMs, rpm-md repositories and a misbehaving HTTP server.
+//!
+//! This crate is used only by the tests and benchmarks of other workspace crates, so that every test
+//! can build exactly the RPM repository and the faulty download server it needs:
+//!
+//! - [`rpm_builder`]: [`RpmSpec`] describes one package and writes a byte-for-byte reproducible `.rpm`
+//!   with the pure-Rust `rpm` crate (no rpmbuild).
+//! - [`repository`]: [`TestRepository`] collects packages under `Packages/` and runs `createrepo_c`
+//!   (plus `modifyrepo_c` for `updateinfo.xml` advisories).
+//! - [`http_server`]: [`TestHttpServer`] serves a directory over HTTP/1.1 on 127.0.0.1 and injects
+//!   faults (errors, 429, truncation, corruption, hangs, dropped connections, delays) per path prefix,
+//!   recording every request.
+//! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
+//!   naming `scripts/install-deps` when one is missing.
+
+mod calendar;
+pub mod http_server;
+pub mod repository;
+pub mod rpm_builder;
+pub mod tools;
+
+pub use http_server::{Fault, RecordedRequest, TestHttpServer};
+pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
+pub use rpm_builder::{Compression, RpmSpec};
