@@ -188,8 +188,8 @@ pub async fn resolve(
             updateinfo,
         })
         .collect();
-    let (pool, handles, unresolved) =
-        load_pool(arch.clone(), inputs.clone(), cache_directory.join("solv")).await?;
+    let loaded = load_pool(arch.clone(), inputs.clone(), cache_directory.join("solv")).await?;
+    let unresolved = loaded.unresolved.clone();
 
     // File dependencies outside primary's file list: find their owners in filelists, from a small
     // per-repository cache when this set of paths was looked up before, else by scanning filelists.
@@ -216,7 +216,7 @@ pub async fn resolve(
             owner_sources.push(FileOwnerSource { cached: Some(cached), filelists });
         }
     }
-    let solved = solve_pool(pool, handles, unresolved, owner_sources, request, constraints).await?;
+    let solved = solve_pool(loaded, owner_sources, request, constraints).await?;
     let (packages, warnings) = solved.map_err(|problems| ResolveError::Unsolvable { problems })?;
     let base_urls: BTreeMap<&str, &str> = repositories
         .iter()
@@ -295,13 +295,22 @@ struct FileOwnerSource {
 
 type Solved = Result<(Vec<libsolv::Package>, Vec<String>), Vec<String>>;
 
-/// Loads every repository (from its `.solv` cache when present, else from primary + updateinfo,
-/// writing the cache), prepares the pool, and lists the file dependencies nothing provides.
+/// A prepared pool, the file dependencies nothing in it provides, and the repositories that were
+/// loaded from XML and need a `.solv` cache written.
+struct LoadedPool {
+    pool: Pool,
+    handles: Vec<libsolv::RepoHandle>,
+    unresolved: Vec<String>,
+    caches_to_write: Vec<(libsolv::RepoHandle, PathBuf)>,
+}
+
+/// Loads every repository (from its `.solv` cache when present, else from primary + updateinfo),
+/// prepares the pool, and lists the file dependencies nothing provides.
 async fn load_pool(
     arch: String,
     inputs: Vec<RepositoryInput>,
     solv_cache: PathBuf,
-) -> Result<(Pool, Vec<libsolv::RepoHandle>, Vec<String>), ResolveError> {
+) -> Result<LoadedPool, ResolveError> {
     run_blocking("loading repositories into the solver", move |_| {
         let metadata = |error: libsolv::SolvError| ResolveError::Metadata(error.to_string());
         let started = std::time::Instant::now();
@@ -309,6 +318,7 @@ async fn load_pool(
         std::fs::create_dir_all(&solv_cache)
             .map_err(|error| ResolveError::Metadata(format!("{}: {error}", solv_cache.display())))?;
         let mut handles = Vec::new();
+        let mut caches_to_write = Vec::new();
         for input in &inputs {
             let cache = solv_cache.join(format!("{}.solv", input.repomd_checksum.hex));
             let handle = if cache.exists() {
@@ -320,34 +330,35 @@ async fn load_pool(
                 let handle = pool
                     .add_rpmmd_repo(&input.id, 0, primary, None, input.updateinfo.as_deref())
                     .map_err(metadata)?;
-                if let Err(error) = pool.write_solv_cache(handle, &cache) {
-                    tracing::warn!(repo.id = %input.id, %error, "could not write the solv cache");
-                }
+                caches_to_write.push((handle, cache));
                 handle
             };
             handles.push(handle);
         }
+        let loaded = started.elapsed();
         pool.prepare();
+        let prepared = started.elapsed();
         let unresolved = pool.unresolved_file_dependencies();
         tracing::info!(
+            loaded_ms = loaded.as_millis() as u64,
+            prepared_ms = prepared.as_millis() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded repositories into the solver pool"
         );
-        Ok((pool, handles, unresolved))
+        Ok(LoadedPool { pool, handles, unresolved, caches_to_write })
     })
     .await?
 }
 
 /// Adds the owners of unresolved file dependencies, applies lockfile and exclude rules, and solves.
 async fn solve_pool(
-    mut pool: Pool,
-    handles: Vec<libsolv::RepoHandle>,
-    unresolved: Vec<String>,
+    loaded: LoadedPool,
     owner_sources: Vec<FileOwnerSource>,
     request: Request,
     constraints: Constraints,
 ) -> Result<Solved, ResolveError> {
     run_blocking("depsolving", move |_| {
+        let LoadedPool { mut pool, handles, unresolved, caches_to_write } = loaded;
         let started = std::time::Instant::now();
         if !unresolved.is_empty() {
             let wanted: HashSet<String> = unresolved.into_iter().collect();
@@ -367,18 +378,33 @@ async fn solve_pool(
                 "added file provides from filelists"
             );
         }
+        // Caches are written once the pool is complete: they record the file provides `prepare` added
+        // and those found in filelists, so a later load needs neither search.
+        for (handle, cache) in caches_to_write {
+            pool.record_added_file_provides(handle);
+            if let Err(error) = pool.write_solv_cache(handle, &cache) {
+                tracing::warn!(repo.id = %pool.repo_name(handle), %error, "could not write the solv cache");
+            }
+        }
         let (excluded, warnings) = exclusions(&pool, &handles, &constraints);
         if !excluded.is_empty() {
             pool.set_excluded(&excluded);
         }
         let outcome = pool.solve(&request);
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, solved = outcome.is_ok(), "solved");
-        Ok(match outcome {
+        let solved = started.elapsed();
+        let result = match outcome {
             Ok(transaction) => {
                 Ok((transaction.install.iter().map(|id| pool.package(*id)).collect(), warnings))
             }
             Err(problems) => Err(problems.problems),
-        })
+        };
+        tracing::info!(
+            solved_ms = solved.as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            solved = result.is_ok(),
+            "solved"
+        );
+        Ok(result)
     })
     .await?
 }

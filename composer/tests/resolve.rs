@@ -301,14 +301,12 @@ fn file_dependencies_outside_primary_load_filelists() {
     packages.push(RpmSpec::new("data", "1", "1").file("/usr/share/data/table.txt", b"x", 0o644));
     packages.push(RpmSpec::new("reader", "1", "1").requires("/usr/share/data/table.txt"));
     let fixture = fixture(&packages);
-    let resolution = resolve_manifest(
-        &fixture,
-        "files",
-        "ref: r\nrepos: [test]\npackages: [reader]\n",
-        &LockSettings::default(),
-    )
-    .unwrap();
+    let manifest = "ref: r\nrepos: [test]\npackages: [reader]\n";
+    let resolution = resolve_manifest(&fixture, "files", manifest, &LockSettings::default()).unwrap();
     assert!(nevras(&resolution).contains(&"data-1-1.noarch".to_string()), "{:?}", nevras(&resolution));
+    // Again, from the .solv cache, which now carries the file provides found in filelists.
+    let again = resolve_manifest(&fixture, "files-again", manifest, &LockSettings::default()).unwrap();
+    assert_eq!(again.packages, resolution.packages);
 }
 
 #[test]

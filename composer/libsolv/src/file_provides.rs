@@ -12,6 +12,7 @@ use libsolv_sys as sys;
 
 use crate::error::SolvError;
 use crate::pool::{Pool, RepoHandle};
+use crate::queue::Queue;
 
 impl Pool {
     /// File paths that some package depends on and no loaded package provides.
@@ -36,6 +37,28 @@ impl Pool {
         unresolved
     }
 
+    /// Records in `repo`'s metadata which file provides [`Pool::prepare`] added, so that a `.solv`
+    /// cache written afterwards lets a later pool skip searching every file list for them (libsolv's
+    /// `REPOSITORY_ADDEDFILEPROVIDES`, as its own tools use it). Call after `prepare`, before
+    /// [`Pool::write_solv_cache`].
+    pub fn record_added_file_provides(&mut self, repo: RepoHandle) {
+        self.ensure_prepared();
+        let mut queue = Queue::new();
+        for id in self.file_dependencies.borrow().iter() {
+            queue.push(*id);
+        }
+        let raw_repo = self.repository(repo).raw.as_ptr();
+        // SAFETY: `raw_repo` is a repository of this valid pool; repo_last_repodata returns (or
+        // creates) its last repodata, which stays valid while the repository exists; the queue is
+        // initialised and outlives the call, which copies it.
+        unsafe {
+            let data = sys::repo_last_repodata(raw_repo);
+            let key = sys::solv_knownid_REPOSITORY_ADDEDFILEPROVIDES as sys::Id;
+            sys::repodata_set_idarray(data, sys::SOLVID_META, key, queue.as_mut_ptr());
+            sys::repodata_internalize(data);
+        }
+    }
+
     /// Adds file provides to solvables of `repo`: each owner is (name, `[E:]V-R`, arch, path), and
     /// every solvable matching name, EVR and arch gains `path` as a provide. One pass over the
     /// repository whatever the number of owners. Returns how many provides were added.
@@ -50,14 +73,27 @@ impl Pool {
                 .map_err(|_| SolvError::NulByte { what: "file path", value: (*path).to_owned() })?;
             wanted.entry((name, evr, arch)).or_default().push(path);
         }
-        let names: HashSet<&str> = owners.iter().map(|(name, ..)| *name).collect();
+        // Compare interned name ids rather than strings: one pass over the repository, and no
+        // allocation for the (many) solvables whose name is not wanted.
+        let mut name_ids = HashSet::new();
+        for (name, ..) in owners {
+            let Ok(name) = CString::new(*name) else { continue };
+            // SAFETY: `self.raw` is a valid pool and `name` is NUL-terminated; with create = 0 the
+            // pool is not changed, and 0 means that no solvable can have this name.
+            let id = unsafe { sys::pool_str2id(self.raw.as_ptr(), name.as_ptr(), 0) };
+            if id != 0 {
+                name_ids.insert(id);
+            }
+        }
         let mut added = 0;
         for solvable_id in self.solvables(repo) {
-            let name = self.name(solvable_id);
-            if !names.contains(name.as_str()) {
+            // SAFETY: `solvable_id` is a solvable of this valid pool (from `solvables(repo)`); only its
+            // plain `name` field is read.
+            let name_id = unsafe { (*sys::pool_id2solvable(self.raw.as_ptr(), solvable_id.0)).name };
+            if !name_ids.contains(&name_id) {
                 continue;
             }
-            let (evr, arch) = (self.evr(solvable_id), self.arch(solvable_id));
+            let (name, evr, arch) = (self.name(solvable_id), self.evr(solvable_id), self.arch(solvable_id));
             let Some(paths) = wanted.get(&(name.as_str(), evr.as_str(), arch.as_str())) else { continue };
             for path in paths {
                 // SAFETY: `self.raw` is a valid pool, `solvable_id` is one of its solvables (from

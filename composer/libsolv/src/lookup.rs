@@ -48,8 +48,11 @@ impl Pool {
 
     /// Whether a solvable name carries a kind prefix (`patch:`, `product:`, ...) of a non-package.
     fn is_non_package_name(&self, name: sys::Id) -> bool {
-        let name = self.id_to_string(name);
-        NON_PACKAGE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        // SAFETY: `self.raw` is a valid pool and `name` one of its ids; pool_id2str returns a
+        // NUL-terminated string owned by the pool, only borrowed here (no allocation: this runs for
+        // every solvable of a repository).
+        let name = unsafe { std::ffi::CStr::from_ptr(sys::pool_id2str(self.raw.as_ptr(), name)) };
+        NON_PACKAGE_PREFIXES.iter().any(|prefix| name.to_bytes().starts_with(prefix.as_bytes()))
     }
 
     /// Package name.

@@ -17,6 +17,11 @@ impl Queue {
         Queue { raw }
     }
 
+    pub(crate) fn push(&mut self, id: sys::Id) {
+        // SAFETY: `self.raw` was initialised by queue_init and is exclusively borrowed.
+        unsafe { sys::queue_push(&mut self.raw, id) };
+    }
+
     pub(crate) fn push2(&mut self, first: sys::Id, second: sys::Id) {
         // SAFETY: `self.raw` was initialised by queue_init and is exclusively borrowed.
         unsafe { sys::queue_push2(&mut self.raw, first, second) };

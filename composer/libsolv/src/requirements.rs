@@ -2,8 +2,6 @@
 
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
-
 use libsolv_sys as sys;
 
 use crate::ordering::Edge;
@@ -14,13 +12,22 @@ use crate::queue::Queue;
 /// `SOLVABLE_PREREQMARKER` between the run-time and the `Requires(pre)` ones included.
 const ALL_REQUIREMENTS: sys::Id = 0;
 
+/// Position of a solvable that is not among the packages being ordered.
+const NOT_IN_SET: usize = usize::MAX;
+
 impl Pool {
     /// Edges "provider before requirer" among `packages` (indexes into the slice), with
     /// `prerequisite` set for `Requires(pre)`.
     pub(crate) fn requirement_edges(&self, packages: &[SolvableId]) -> Vec<Edge> {
         self.ensure_prepared();
-        let position: HashMap<i32, usize> =
-            packages.iter().enumerate().map(|(index, id)| (id.0, index)).collect();
+        // Dense: solvable id -> position in `packages` (NOT_IN_SET elsewhere); one lookup per provider.
+        let highest = packages.iter().map(|id| id.0).max().unwrap_or(0).max(0) as usize;
+        let mut position = vec![NOT_IN_SET; highest + 1];
+        for (index, id) in packages.iter().enumerate() {
+            if let Ok(slot) = usize::try_from(id.0) {
+                position[slot] = index;
+            }
+        }
         let prerequisite_marker = sys::solv_knownid_SOLVABLE_PREREQMARKER as sys::Id;
         let mut edges = Vec::new();
         let mut requirements = Queue::new();
@@ -44,31 +51,31 @@ impl Pool {
                     prerequisite = true;
                     continue;
                 }
-                for provider in self.providers(dependency) {
-                    if let Some(&from) = position.get(&provider) {
+                self.for_each_provider(dependency, |provider| {
+                    let from = usize::try_from(provider).ok().and_then(|slot| position.get(slot)).copied();
+                    if let Some(from) = from.filter(|from| *from != NOT_IN_SET) {
                         edges.push(Edge { from, to, prerequisite });
                     }
-                }
+                });
             }
         }
         edges
     }
 
-    /// The solvables providing `dependency` (libsolv's whatprovides index, rich dependencies included).
-    fn providers(&self, dependency: sys::Id) -> Vec<i32> {
+    /// Calls `visit` with every solvable providing `dependency` (libsolv's whatprovides index, rich
+    /// dependencies included), without allocating.
+    fn for_each_provider(&self, dependency: sys::Id, mut visit: impl FnMut(i32)) {
         let pool = self.raw.as_ptr();
         // SAFETY: `pool` is valid with an up-to-date whatprovides index (ensured by the caller);
-        // pool_whatprovides returns an offset into `whatprovidesdata` of a 0-terminated list,
-        // which is read before anything can change the index.
+        // pool_whatprovides returns an offset into `whatprovidesdata` of a 0-terminated list, and
+        // `visit` cannot change the index (it has no access to the pool).
         unsafe {
             let offset = sys::pool_whatprovides(pool, dependency);
             let mut entry = (*pool).whatprovidesdata.add(offset as usize);
-            let mut providers = Vec::new();
             while *entry != 0 {
-                providers.push(*entry);
+                visit(*entry);
                 entry = entry.add(1);
             }
-            providers
         }
     }
 }
