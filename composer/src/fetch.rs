@@ -310,23 +310,14 @@ impl Fetcher {
         size: Option<u64>,
         destination: &Path,
     ) -> Result<(), FetchError> {
-        let mut attempt = 1;
-        loop {
+        self.with_retries(url, "download", || async {
             let _slot = self.slots.acquire().await.map_err(|error| FetchError::Transport {
                 url: url.to_string(),
                 message: error.to_string(),
             })?;
-            let result = self.download_once(url, checksum, size, destination).await;
-            match result {
-                Err(error) if error.is_retryable() && attempt < self.options.attempts => {
-                    let delay = self.backoff(attempt, &error);
-                    tracing::info!(url, attempt, ?delay, %error, "retrying download");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+            self.download_once(url, checksum, size, destination).await
+        })
+        .await
     }
 
     /// Streams one download to a temporary file next to `destination`, hashing as it goes; renames it
@@ -400,26 +391,40 @@ impl Fetcher {
             let bytes = tokio::fs::read(path).await.map_err(|error| io_error(Path::new(path), error))?;
             return Ok(Fetched::Body(bytes, None, None));
         }
+        self.with_retries(url, "request", || async {
+            let response = self.send(url, conditional).await?;
+            if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(Fetched::NotModified);
+            }
+            let header = |name: reqwest::header::HeaderName| {
+                response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
+            };
+            let etag = header(reqwest::header::ETAG);
+            let last_modified = header(reqwest::header::LAST_MODIFIED);
+            let bytes = response.bytes().await.map_err(|error| transport_error(url, &error))?;
+            Ok(Fetched::Body(bytes.to_vec(), etag, last_modified))
+        })
+        .await
+    }
+
+    /// Runs `operation` until it succeeds, fails for good, or uses up the attempts, sleeping the
+    /// backoff between tries.
+    async fn with_retries<T, Operation, Attempt>(
+        &self,
+        url: &str,
+        what: &str,
+        mut operation: Operation,
+    ) -> Result<T, FetchError>
+    where
+        Operation: FnMut() -> Attempt,
+        Attempt: Future<Output = Result<T, FetchError>>,
+    {
         let mut attempt = 1;
         loop {
-            let result = async {
-                let response = self.send(url, conditional).await?;
-                if response.status() == reqwest::StatusCode::NOT_MODIFIED {
-                    return Ok(Fetched::NotModified);
-                }
-                let header = |name: reqwest::header::HeaderName| {
-                    response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string)
-                };
-                let etag = header(reqwest::header::ETAG);
-                let last_modified = header(reqwest::header::LAST_MODIFIED);
-                let bytes = response.bytes().await.map_err(|error| transport_error(url, &error))?;
-                Ok::<Fetched, FetchError>(Fetched::Body(bytes.to_vec(), etag, last_modified))
-            }
-            .await;
-            match result {
+            match operation().await {
                 Err(error) if error.is_retryable() && attempt < self.options.attempts => {
                     let delay = self.backoff(attempt, &error);
-                    tracing::info!(url, attempt, ?delay, %error, "retrying request");
+                    tracing::info!(url, attempt, ?delay, %error, "retrying {what}");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

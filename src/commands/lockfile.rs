@@ -153,19 +153,5 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
 
 /// Reads every lockfile (reporting the problems of all of them) and merges them.
 fn read_all(paths: &[PathBuf]) -> Result<Lockfile, ExitCode> {
-    let mut lockfiles = Vec::new();
-    let mut failed = false;
-    for path in paths {
-        match Lockfile::read(path) {
-            Ok(lockfile) => lockfiles.push(lockfile),
-            Err(problems) => {
-                super::print_problems(&problems);
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(ExitCode::FAILURE);
-    }
-    Ok(Lockfile::merge(lockfiles))
+    read_lockfiles(paths).map(Option::unwrap_or_default)
 }
