@@ -90,7 +90,7 @@ fn too_many_requests_waits_for_retry_after() {
 }
 
 #[test]
-fn a_missing_or_hanging_mirror_falls_back_to_the_next_baseurl() {
+fn unreachable_missing_or_hanging_mirrors_fall_back_to_the_next_baseurl() {
     let repository = repository();
     let broken = TestHttpServer::serve(repository.path()).unwrap();
     let hanging = TestHttpServer::serve(repository.path()).unwrap();
@@ -99,8 +99,18 @@ fn a_missing_or_hanging_mirror_falls_back_to_the_next_baseurl() {
     hanging.set_fault("/", Fault::Hang);
     let cache = tempfile::tempdir().unwrap();
     let fetcher = fetcher(cache.path());
+    // A port nothing listens on: connection refused.
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", listener.local_addr().unwrap())
+    };
     let fetched = runtime()
-        .block_on(fetcher.fetch_repository(&definition(&[broken.url(), hanging.url(), good.url()])))
+        .block_on(fetcher.fetch_repository(&definition(&[
+            unreachable,
+            broken.url(),
+            hanging.url(),
+            good.url(),
+        ])))
         .unwrap();
     assert_eq!(fetched.base_urls[0], good.url(), "the working mirror is used first afterwards");
     assert_eq!(broken.request_count("/repodata/repomd.xml"), 1, "a 404 is not retried");
