@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::node::Format;
+use crate::node::{Format, MappingKey};
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +246,7 @@ impl<'de> Visitor<'de> for Probe<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        while let Some(key) = access.next_key::<KeyText>()? {
+        while let Some(key) = access.next_key::<MappingKey>()? {
             match self.path.first() {
                 Some(Segment::Key(wanted)) if *wanted == key.0 => {
                     if self.path.len() == 1 && self.fail_at_key {
@@ -306,24 +306,6 @@ impl<'de> Visitor<'de> for FailHere {
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(de::Error::custom(PROBE_MESSAGE))
-    }
-}
-
-/// A mapping key as text, whatever scalar it was written as (matches `node::MappingKey`).
-struct KeyText(String);
-
-impl<'de> de::Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KeyText, D::Error> {
-        let node = crate::node::Node::deserialize(deserializer)?;
-        Ok(KeyText(match node {
-            crate::node::Node::String(text) => text,
-            crate::node::Node::Bool(value) => value.to_string(),
-            crate::node::Node::Integer(value) => value.to_string(),
-            crate::node::Node::Unsigned(value) => value.to_string(),
-            crate::node::Node::Float(value) => value.to_string(),
-            crate::node::Node::Null => "null".to_string(),
-            _ => String::new(),
-        }))
     }
 }
 

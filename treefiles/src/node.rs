@@ -206,8 +206,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 }
 
-/// A mapping key: any scalar, kept as its text (`2024:` and `"2024":` are the same key).
-struct MappingKey(String);
+/// A mapping key: any scalar, kept as its text (`2024:` and `"2024":` are the same key). The locator
+/// reads keys with this same type, so it finds exactly the keys the tree was built from.
+pub(crate) struct MappingKey(pub(crate) String);
 
 impl<'de> Deserialize<'de> for MappingKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MappingKey, D::Error> {
