@@ -80,29 +80,45 @@ pub enum PackageChange {
 
 /// The changes from `old` to `new`, by package name.
 pub fn diff_lockfiles(old: &Lockfile, new: &Lockfile) -> Vec<PackageChange> {
+    let versions = |lockfile: &Lockfile| -> BTreeMap<String, (String, String)> {
+        lockfile
+            .packages
+            .iter()
+            .map(|(name, package)| {
+                (
+                    name.clone(),
+                    (package.version.as_str().to_string(), strip_arch(&package.version).to_string()),
+                )
+            })
+            .collect()
+    };
+    diff_package_versions(&versions(old), &versions(new))
+}
+
+/// The changes between two package sets given as name → (version as shown, EVR to compare).
+pub fn diff_package_versions(
+    old: &BTreeMap<String, (String, String)>,
+    new: &BTreeMap<String, (String, String)>,
+) -> Vec<PackageChange> {
     let mut changes = Vec::new();
-    for (name, package) in &new.packages {
-        let version = package.version.as_str().to_string();
-        match old.packages.get(name) {
-            None => changes.push(PackageChange::Added { name: name.clone(), version }),
-            Some(previous) if previous.version.as_str() != version => {
-                let from = previous.version.as_str().to_string();
-                let ordering = compare_evr(strip_arch(&previous.version), strip_arch(&package.version));
-                changes.push(if ordering == Ordering::Greater {
-                    PackageChange::Downgraded { name: name.clone(), from, to: version }
+    for (name, (version, evr)) in new {
+        match old.get(name) {
+            None => changes.push(PackageChange::Added { name: name.clone(), version: version.clone() }),
+            Some((previous, previous_evr)) if previous != version => {
+                let from = previous.clone();
+                let to = version.clone();
+                changes.push(if compare_evr(previous_evr, evr) == Ordering::Greater {
+                    PackageChange::Downgraded { name: name.clone(), from, to }
                 } else {
-                    PackageChange::Upgraded { name: name.clone(), from, to: version }
+                    PackageChange::Upgraded { name: name.clone(), from, to }
                 });
             }
             Some(_) => {}
         }
     }
-    for (name, package) in &old.packages {
-        if !new.packages.contains_key(name) {
-            changes.push(PackageChange::Removed {
-                name: name.clone(),
-                version: package.version.as_str().to_string(),
-            });
+    for (name, (version, _)) in old {
+        if !new.contains_key(name) {
+            changes.push(PackageChange::Removed { name: name.clone(), version: version.clone() });
         }
     }
     changes

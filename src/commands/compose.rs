@@ -26,6 +26,10 @@ pub enum ComposeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compose the treefile into an ostree commit (download, import, assemble, scriptlets, commit).
+    Tree(Box<super::compose_tree::TreeArgs>),
+    /// Show the package changes between two commits.
+    Diff(super::compose_tree::DiffArgs),
 }
 
 /// Which lockfiles constrain depsolving.
@@ -114,6 +118,8 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(command: ComposeCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ComposeCommand::Tree(arguments) => super::compose_tree::run_tree(*arguments),
+        ComposeCommand::Diff(arguments) => super::compose_tree::run_diff(arguments),
         ComposeCommand::Resolve { treefile, lockfiles, cache, json } => {
             let flattened = match load_treefile(&treefile) {
                 Ok(flattened) => flattened,

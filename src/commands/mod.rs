@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into library calls and output.
 
 pub mod compose;
+pub mod compose_tree;
 pub mod lockfile;
 pub mod treefile;
 

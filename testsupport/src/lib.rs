@@ -10,15 +10,26 @@
 //! - [`http_server`]: [`TestHttpServer`] serves a directory over HTTP/1.1 on 127.0.0.1 and injects
 //!   faults (errors, 429, truncation, corruption, hangs, dropped connections, delays) per path prefix,
 //!   recording every request.
+//! - [`host_files`]: [`HostFiles`] copies host executables and the shared libraries `ldd` lists for
+//!   them into an [`RpmSpec`] at merged-`/usr` paths ([`RpmSpec::host_executables`]).
+//! - [`keys`]: [`TestKey`], committed test-only OpenPGP key pairs that sign packages
+//!   ([`RpmSpec::signed_with`]) and whose public halves tests name in `gpgkey=`.
+//! - [`root`]: a tiny root file system whose `/bin/sh` is the host's shell (and its libraries), for
+//!   tests that run programs inside a tree.
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
 //!   naming `scripts/install-deps` when one is missing.
 
 mod calendar;
+pub mod host_files;
 pub mod http_server;
+pub mod keys;
 pub mod repository;
+pub mod root;
 pub mod rpm_builder;
 pub mod tools;
 
+pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
+pub use keys::TestKey;
 pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
 pub use rpm_builder::{Compression, RpmSpec};

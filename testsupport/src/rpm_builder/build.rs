@@ -96,8 +96,14 @@ fn build_package(spec: &RpmSpec) -> Result<rpm::Package> {
         builder.add_changelog_entry(&entry.author, &entry.text, Timestamp(entry.timestamp));
     }
     let package = builder.build().with_context(|| format!("building package {nevra}"))?;
-    with_source_rpm(package, &spec.source_rpm_name())
-        .with_context(|| format!("setting SOURCERPM of package {nevra}"))
+    let mut package = with_source_rpm(package, &spec.source_rpm_name())
+        .with_context(|| format!("setting SOURCERPM of package {nevra}"))?;
+    if let Some(key) = spec.signing_key {
+        package
+            .sign_with_timestamp(key.signer()?, Timestamp(spec.build_time))
+            .with_context(|| format!("signing package {nevra} with test key {key:?}"))?;
+    }
+    Ok(package)
 }
 
 fn add_dependencies(builder: &mut PackageBuilder, spec: &RpmSpec) -> Result<()> {
@@ -206,7 +212,8 @@ fn add_files(builder: &mut PackageBuilder, spec: &RpmSpec) -> Result<()> {
 }
 
 /// Replaces the `SOURCERPM` tag (the `rpm` crate always writes `(none)`) and recomputes the
-/// signature header's digests over the new header. The package must be unsigned.
+/// signature header's digests over the new header. The package must be unsigned (it is signed
+/// afterwards, if at all).
 fn with_source_rpm(package: rpm::Package, source_rpm: &str) -> Result<rpm::Package> {
     let entries = package.metadata.header.get_all_entries()?;
     let rewritten = entries

@@ -23,8 +23,9 @@
 //!
 //! Limits of the `rpm` crate, worked around or accepted here:
 //! - It always writes `SOURCERPM` as `(none)`: [`RpmSpec::write_to`] rewrites that header tag and
-//!   recomputes the signature-header digests (the package is unsigned), so `rpm -K` still says
-//!   "digests OK".
+//!   recomputes the signature-header digests, so `rpm -K` still says "digests OK". A package is
+//!   signed (see [`RpmSpec::signed_with`]) only after that rewrite, so its signature covers the
+//!   final header.
 //! - It writes no file classes (`FILECLASS`/`CLASSDICT`) and no automatic ELF/soname dependencies:
 //!   `rpm -qp --fileclass` shows no class and every dependency must be declared explicitly.
 //! - Every scriptlet adds `Requires(interp): /bin/sh` (as rpmbuild does), so a repository that is
@@ -39,6 +40,8 @@ mod dependency;
 mod files;
 
 use files::FileEntry;
+
+use crate::keys::TestKey;
 
 use std::path::{Path, PathBuf};
 
@@ -101,7 +104,7 @@ struct ChangelogEntry {
 ///
 /// Defaults: arch `noarch`, license `MIT`, summary `Test package NAME`, build time
 /// [`DEFAULT_BUILD_TIME`], build host [`DEFAULT_BUILD_HOST`], source RPM `NAME-VERSION-RELEASE.src.rpm`,
-/// zstd payload, files owned by `root:root`. Dependency strings are `name`, `name OP version`
+/// zstd payload, files owned by `root:root`, unsigned. Dependency strings are `name`, `name OP version`
 /// (`OP` one of `<`, `<=`, `=`, `>=`, `>`; version may be `epoch:version-release`) or a rich
 /// dependency in parentheses; they are checked when the package is built.
 #[derive(Clone, Debug)]
@@ -127,6 +130,7 @@ pub struct RpmSpec {
     file_capabilities: Vec<(String, String)>,
     scripts: Vec<(ScriptPhase, String)>,
     changelog: Vec<ChangelogEntry>,
+    signing_key: Option<TestKey>,
 }
 
 impl RpmSpec {
@@ -154,6 +158,7 @@ impl RpmSpec {
             file_capabilities: Vec::new(),
             scripts: Vec::new(),
             changelog: Vec::new(),
+            signing_key: None,
         }
     }
 
@@ -383,6 +388,18 @@ impl RpmSpec {
         let entry = ChangelogEntry { timestamp, author: author.to_string(), text: text.to_string() };
         self.changelog.push(entry);
         self
+    }
+
+    /// Signs the package with a committed test key: an OpenPGP header signature dated the build
+    /// time, so the bytes stay reproducible (Ed25519 signatures are deterministic). Unsigned unless set.
+    pub fn signed_with(mut self, key: TestKey) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// The key the package is signed with, if any.
+    pub fn signing_key(&self) -> Option<TestKey> {
+        self.signing_key
     }
 
     /// The bytes of the `.rpm` file; the same spec always gives the same bytes.

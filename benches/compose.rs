@@ -1,0 +1,236 @@
+//! Benchmark: `arbor compose tree` against the stock-tools baseline (`dnf --installroot install` of every
+//! package, then `ostree commit`, ../shared/bench/baseline-compose) on the real-package corpus:
+//!
+//! - baseline: generation 0, everything installed;
+//! - arbor cold: empty package cache (RPMs are local `file://`, so nothing is downloaded);
+//! - arbor incremental: generation 1 after generation 0 (only changed packages are imported);
+//! - arbor unchanged: generation 1 again (stops at the input hash);
+//! - peak memory of each arbor run (GNU time's maximum resident set size);
+//! - tree equivalence: arbor's generation-0 commit against the baseline's (files, modes, owners, symlink
+//!   targets, contents), apart from the rpmdb, dnf's own state and the /etc -> /usr/etc move.
+//!
+//! Needs `ARBOR_BENCH_CORPUS` with `gen0/` and `gen1/` (`make corpus`), dnf, ostree and /usr/bin/time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// A fixed commit time, so the generation-0 commit is reproducible.
+const SOURCE_DATE_EPOCH: &str = "1700000000";
+
+fn main() {
+    let corpus =
+        PathBuf::from(std::env::var("ARBOR_BENCH_CORPUS").expect("set ARBOR_BENCH_CORPUS (make bench does)"));
+    let generation0 = corpus.join("gen0").canonicalize().expect("gen0 corpus");
+    let generation1 = corpus.join("gen1").canonicalize().expect("gen1 corpus");
+    let scratch =
+        tempfile::tempdir_in(std::env::var_os("ARBOR_BENCH_SCRATCH").unwrap_or("/var/tmp".into())).unwrap();
+    let packages = package_names(&generation0);
+
+    let baseline_directory = scratch.path().join("baseline");
+    let started = Instant::now();
+    let output = Command::new("../shared/bench/baseline-compose")
+        .arg(&generation0)
+        .arg(&baseline_directory)
+        .output()
+        .expect("running ../shared/bench/baseline-compose");
+    assert!(output.status.success(), "baseline failed: {}", String::from_utf8_lossy(&output.stderr));
+    let baseline_seconds = started.elapsed().as_secs_f64();
+    let baseline_line = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    println!(
+        "baseline (dnf --installroot + ostree commit), {} packages: {baseline_seconds:.2} s  [{baseline_line}]",
+        packages.len()
+    );
+
+    let treefile_directory = scratch.path().join("treefile");
+    std::fs::create_dir_all(&treefile_directory).unwrap();
+    let treefile = write_treefile(&treefile_directory, &packages);
+    let cache = scratch.path().join("cache");
+    let repo = scratch.path().join("repo");
+
+    write_repo_file(&treefile_directory, &generation0);
+    let cold = compose(&treefile, &cache, &repo);
+    println!(
+        "arbor cold (empty package cache):       {:7.2} s  {:6} MB peak  = {:.2}x baseline (target <= 0.5x)",
+        cold.seconds,
+        cold.peak_kilobytes / 1024,
+        cold.seconds / baseline_seconds
+    );
+    let equivalence = compare_trees(&baseline_directory.join("repo"), "baseline", &repo, "bench/x86_64");
+    println!("tree equivalence with the baseline: {equivalence}");
+
+    write_repo_file(&treefile_directory, &generation1);
+    let incremental = compose(&treefile, &cache, &repo);
+    println!(
+        "arbor incremental (gen 0 -> gen 1):    {:7.2} s  {:6} MB peak  = {:.0}% of cold (target <= 25%)",
+        incremental.seconds,
+        incremental.peak_kilobytes / 1024,
+        100.0 * incremental.seconds / cold.seconds
+    );
+    let unchanged = compose(&treefile, &cache, &repo);
+    println!(
+        "arbor unchanged inputs:                {:7.2} s  {:6} MB peak  (target < 2 s)",
+        unchanged.seconds,
+        unchanged.peak_kilobytes / 1024
+    );
+    assert!(
+        unchanged.stdout.contains("No changes since"),
+        "the third compose should stop early: {}",
+        unchanged.stdout
+    );
+}
+
+struct Run {
+    seconds: f64,
+    peak_kilobytes: u64,
+    stdout: String,
+}
+
+fn compose(treefile: &Path, cache: &Path, repo: &Path) -> Run {
+    let report = cache.with_extension("time");
+    let started = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .arg("-o")
+        .arg(&report)
+        .arg("-f")
+        .arg("%M")
+        .arg(env!("CARGO_BIN_EXE_arbor"))
+        .args(["compose", "tree", "--arch", "x86_64", "--no-lockfiles"])
+        .arg(treefile)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--cachedir")
+        .arg(cache)
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+        .output()
+        .expect("running arbor");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(output.status.success(), "arbor failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let peak_kilobytes = std::fs::read_to_string(&report)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or(0);
+    Run { seconds, peak_kilobytes, stdout: String::from_utf8_lossy(&output.stdout).into_owned() }
+}
+
+fn package_names(repository: &Path) -> Vec<String> {
+    let build: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repository.join("corpus-build.json")).expect("corpus-build.json"),
+    )
+    .unwrap();
+    let mut names: Vec<String> = build["rpms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rpm| rpm["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn write_treefile(directory: &Path, packages: &[String]) -> PathBuf {
+    let treefile = serde_json::json!({
+        "ref": "bench/x86_64",
+        "repos": ["corpus"],
+        "packages": packages,
+        "recommends": false,
+    });
+    let path = directory.join("bench.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&treefile).unwrap()).unwrap();
+    path
+}
+
+fn write_repo_file(directory: &Path, repository: &Path) {
+    std::fs::write(
+        directory.join("corpus.repo"),
+        format!("[corpus]\nname=corpus\nbaseurl=file://{}\ngpgcheck=0\n", repository.display()),
+    )
+    .unwrap();
+}
+
+/// Paths the comparison leaves out: package-manager state that differs by design.
+fn ignored(path: &str) -> bool {
+    const IGNORED_PREFIXES: [&str; 8] = [
+        "/usr/lib/sysimage/rpm",
+        "/usr/share/rpm",
+        "/var/lib/dnf",
+        "/var/lib/rpm",
+        "/var/cache",
+        "/var/log",
+        "/root/.rpmdb",
+        "/usr/lib/tmpfiles.d/arbor-autovar.conf",
+    ];
+    IGNORED_PREFIXES.iter().any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+}
+
+/// `ostree ls -R -C` as path → (type+mode, uid, gid, checksum or target).
+fn listing(repo: &Path, reference: &str) -> BTreeMap<String, String> {
+    let output = Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["ls", "-R", "-C", reference])
+        .output()
+        .expect("running ostree ls");
+    assert!(output.status.success(), "ostree ls: {}", String::from_utf8_lossy(&output.stderr));
+    let mut entries = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 6 {
+            continue;
+        }
+        let (mode, uid, gid, checksum, path) = (fields[0], fields[1], fields[2], fields[4], fields[5]);
+        let path = path.strip_prefix("/usr/etc").map_or(path.to_string(), |rest| format!("/etc{rest}"));
+        let target = fields.get(7).copied().unwrap_or("");
+        let value = if mode.starts_with('d') {
+            format!("{mode} {uid} {gid}")
+        } else {
+            format!("{mode} {uid} {gid} {checksum} {target}")
+        };
+        entries.insert(path, value);
+    }
+    entries
+}
+
+fn compare_trees(baseline_repo: &Path, baseline_ref: &str, repo: &Path, reference: &str) -> String {
+    let baseline = listing(baseline_repo, baseline_ref);
+    let ours = listing(repo, reference);
+    let mut missing = Vec::new();
+    let mut extra = Vec::new();
+    let mut different = Vec::new();
+    for (path, value) in &baseline {
+        if ignored(path) {
+            continue;
+        }
+        match ours.get(path) {
+            None => missing.push(path.clone()),
+            Some(other) if other != value => {
+                different.push(format!("{path}: baseline {value}, arbor {other}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in ours.keys() {
+        if !ignored(path) && !baseline.contains_key(path) {
+            extra.push(path.clone());
+        }
+    }
+    let compared = baseline.keys().filter(|path| !ignored(path)).count();
+    let mut report = format!(
+        "{compared} paths compared: {} missing in arbor, {} only in arbor, {} different",
+        missing.len(),
+        extra.len(),
+        different.len()
+    );
+    for line in missing.iter().take(5).map(|path| format!("missing {path}")).chain(
+        extra.iter().take(5).map(|path| format!("extra {path}")).chain(different.iter().take(5).cloned()),
+    ) {
+        report.push_str("\n    ");
+        report.push_str(&line);
+    }
+    report
+}

@@ -1,0 +1,416 @@
+//! `compose tree`: from a flattened treefile to an ostree commit. Resolve, stop early when the input hash
+//! equals the previous commit's, download and verify, import into the package cache, assemble the root,
+//! run scriptlets and postprocessing in bubblewrap, write the rpmdb, commit and publish the branch.
+
+pub mod metadata;
+pub mod scripts;
+mod summary;
+mod workdir;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ostree::gio;
+use treefiles::Flattened;
+
+use crate::assemble::{self, TreeUnion};
+use crate::blocking::{Cancellation, run_blocking};
+use crate::download::{DownloadProgress, download_packages};
+use crate::fetch::Fetcher;
+use crate::pkgcache::{CachedPackage, ImportProgress, PackageCache, PackageIdentity};
+use crate::resolve::Resolution;
+pub use metadata::{CommitInformation, ListedPackage, read_commit_information};
+pub use summary::{ComposeSummary, PackageChange, package_diff};
+use workdir::WorkDirectory;
+
+/// How to compose.
+#[derive(Debug, Clone)]
+pub struct ComposeOptions {
+    /// The ostree repository to commit to (created bare-user if missing).
+    pub repo: PathBuf,
+    /// Package cache and scratch space; must be on one file system (hardlinks).
+    pub cache_directory: PathBuf,
+    /// Compose even if the input hash is unchanged.
+    pub force: bool,
+    /// Resolve and report, change nothing.
+    pub dry_run: bool,
+    /// Commit timestamp, and the time every generated file gets (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<u64>,
+    /// `--add-metadata-string KEY=VALUE`; `version` here overrides automatic versioning.
+    pub add_metadata_strings: BTreeMap<String, String>,
+    /// Threads for importing packages.
+    pub threads: usize,
+}
+
+/// What the compose is doing, for progress display.
+#[derive(Debug, Clone)]
+pub enum ComposeEvent {
+    Resolved { packages: usize },
+    Downloaded(DownloadProgress),
+    Imported(ImportProgress),
+    Stage(&'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("the treefile has no \"ref\"")]
+    NoReference,
+    #[error("resolving packages")]
+    Resolve(#[from] crate::resolve::ResolveError),
+    #[error("computing the input hash")]
+    InputHash(std::io::Error),
+    #[error("downloading packages")]
+    Download(#[from] crate::download::DownloadError),
+    #[error(transparent)]
+    PackageCache(#[from] crate::pkgcache::PackageCacheError),
+    #[error("assembling the tree")]
+    Assemble(#[from] assemble::AssembleError),
+    #[error(transparent)]
+    Scriptlet(#[from] crate::scriptlets::ScriptletError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error("running treefile scripts")]
+    Script(#[from] scripts::ScriptError),
+    #[error("postprocessing")]
+    Postprocess(#[from] crate::postprocess::PostprocessError),
+    #[error("reading users and groups of the tree")]
+    Passwd(#[from] crate::passwd::PasswdError),
+    #[error("writing the rpm database")]
+    Rpmdb(#[from] crate::rpmdb::RpmdbError),
+    #[error("committing")]
+    Commit(#[from] crate::commit::CommitError),
+    #[error("ostree repository {path}: {message}")]
+    Repository { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error(transparent)]
+    Blocking(#[from] crate::blocking::BlockingError),
+}
+
+/// Opens the target repository, creating a bare-user one if the directory does not exist yet.
+pub fn open_target_repository(path: &Path) -> Result<ostree::Repo, ComposeError> {
+    let error = |message: String| ComposeError::Repository { path: path.to_path_buf(), message };
+    let repo = ostree::Repo::new_for_path(path);
+    if path.join("config").exists() {
+        repo.open(gio::Cancellable::NONE).map_err(|source| error(source.to_string()))?;
+    } else {
+        std::fs::create_dir_all(path).map_err(|source| error(source.to_string()))?;
+        repo.create(ostree::RepoMode::BareUser, gio::Cancellable::NONE)
+            .map_err(|source| error(source.to_string()))?;
+    }
+    Ok(repo)
+}
+
+/// The commit `revision` (a checksum or ref) names in the repository at `path`, with its metadata.
+pub fn commit_information(path: &Path, revision: &str) -> Result<(String, CommitInformation), ComposeError> {
+    let error = |message: String| ComposeError::Repository { path: path.to_path_buf(), message };
+    let repo = ostree::Repo::new_for_path(path);
+    repo.open(gio::Cancellable::NONE).map_err(|source| error(source.to_string()))?;
+    let commit = repo
+        .resolve_rev(revision, false)
+        .map_err(|source| error(source.to_string()))?
+        .ok_or_else(|| error(format!("no commit or ref \"{revision}\"")))?;
+    let information = read_commit_information(&repo, &commit).map_err(|source| error(source.to_string()))?;
+    Ok((commit.to_string(), information))
+}
+
+/// The previous commit of `reference` in the repository at `path`, if any, with its metadata.
+fn previous_commit(
+    path: &Path,
+    reference: &str,
+) -> Result<Option<(String, CommitInformation)>, ComposeError> {
+    if !path.join("config").exists() {
+        return Ok(None);
+    }
+    let repo = open_target_repository(path)?;
+    let error = |message: String| ComposeError::Repository { path: path.to_path_buf(), message };
+    let Some(commit) = repo.resolve_rev(reference, true).map_err(|source| error(source.to_string()))? else {
+        return Ok(None);
+    };
+    let information = read_commit_information(&repo, &commit).map_err(|source| error(source.to_string()))?;
+    Ok(Some((commit.to_string(), information)))
+}
+
+/// Composes the resolved package set (see [`crate::resolve::resolve`]) into a commit on the treefile's ref.
+pub async fn compose_tree(
+    fetcher: &Fetcher,
+    flattened: &Flattened,
+    resolution: Resolution,
+    options: &ComposeOptions,
+    progress: &(dyn Fn(ComposeEvent) + Sync),
+) -> Result<ComposeSummary, ComposeError> {
+    let reference = flattened.treefile.reference.clone().ok_or(ComposeError::NoReference)?;
+    // rpm and ostree's file:// pulls need absolute paths.
+    let mut options = options.clone();
+    for path in [&mut options.repo, &mut options.cache_directory] {
+        *path = std::path::absolute(&*path)
+            .map_err(|error| ComposeError::Io { path: path.clone(), message: error.to_string() })?;
+    }
+    let options = &options;
+    progress(ComposeEvent::Resolved { packages: resolution.packages.len() });
+    let inputhash = crate::inputhash::input_hash(flattened, &resolution, |path| std::fs::read(path))
+        .map_err(ComposeError::InputHash)?;
+    let previous = previous_commit(&options.repo, &reference)?;
+    if let Some((commit, information)) = &previous
+        && information.inputhash.as_deref() == Some(inputhash.as_str())
+        && !options.force
+    {
+        return Ok(ComposeSummary::unchanged(&reference, commit, information, &inputhash));
+    }
+    if options.dry_run {
+        return Ok(ComposeSummary::dry_run(&reference, &inputhash, &resolution, previous.as_ref()));
+    }
+
+    let definitions = crate::resolve::treefile_repositories(flattened)?.0;
+    let rpm_paths = download_packages(fetcher, &resolution, &definitions, &|event| {
+        progress(ComposeEvent::Downloaded(event))
+    })
+    .await?;
+
+    let flattened = flattened.clone();
+    let options = options.clone();
+    let (sender, receiver) = std::sync::mpsc::channel::<ComposeEvent>();
+    let work = run_blocking("composing the tree", move |cancellation| {
+        let report = |event: ComposeEvent| {
+            let _ = sender.send(event);
+        };
+        build_commit(
+            &flattened,
+            &options,
+            &reference,
+            &inputhash,
+            resolution,
+            rpm_paths,
+            previous,
+            &report,
+            cancellation,
+        )
+    });
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                while let Ok(event) = receiver.try_recv() {
+                    progress(event);
+                }
+                return result?;
+            }
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                while let Ok(event) = receiver.try_recv() {
+                    progress(event);
+                }
+            }
+        }
+    }
+}
+
+/// Everything after downloading, on a blocking thread.
+#[allow(clippy::too_many_arguments)]
+fn build_commit(
+    flattened: &Flattened,
+    options: &ComposeOptions,
+    reference: &str,
+    inputhash: &str,
+    resolution: Resolution,
+    rpm_paths: Vec<PathBuf>,
+    previous: Option<(String, CommitInformation)>,
+    progress: &(dyn Fn(ComposeEvent) + Sync),
+    cancellation: &Cancellation,
+) -> Result<ComposeSummary, ComposeError> {
+    let treefile = &flattened.treefile;
+    let cache = PackageCache::open_or_create(&options.cache_directory.join("pkgcache-repo"))?;
+    let work = WorkDirectory::create(&options.cache_directory)?;
+
+    progress(ComposeEvent::Stage("importing packages"));
+    let identities: Vec<(PackageIdentity, PathBuf)> = resolution
+        .packages
+        .iter()
+        .zip(&rpm_paths)
+        .map(|(package, path)| (PackageIdentity::of(package), path.clone()))
+        .collect();
+    let (packages, import_summary) = cache.ensure_packages(
+        &identities,
+        options.threads,
+        &|event| progress(ComposeEvent::Imported(event)),
+        cancellation,
+    )?;
+
+    progress(ComposeEvent::Stage("assembling the tree"));
+    let union = TreeUnion::build(&packages, treefile.documentation.unwrap_or(true))?;
+    let root = work.root();
+    let checkout = assemble::checkout(&cache, &union, &root)?;
+    let files_by_package = union.files_by_package(&packages);
+
+    progress(ComposeEvent::Stage("running scriptlets"));
+    let environment = sandbox_environment(options.source_date_epoch);
+    let scripted: Vec<crate::scriptlets::ScriptedPackage<'_>> =
+        packages.iter().map(|package| scripted_package(package, &files_by_package)).collect();
+    {
+        let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
+        crate::scriptlets::run_phase(&protected, crate::scriptlets::Phase::Pre, &scripted, cancellation)?;
+    }
+    let users = crate::passwd::PasswdDatabase::read(&root)?;
+    let ownership = assemble::apply_ownership(&root, &union, &packages, &users)?;
+    for (package, path, owner) in &ownership.unknown_owners {
+        tracing::warn!(package.nevra = %package, path = %path, owner = %owner, "owner not in the tree's passwd/group; using root");
+    }
+    {
+        let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
+        for phase in [
+            crate::scriptlets::Phase::Post,
+            crate::scriptlets::Phase::TransFileTriggerIn,
+            crate::scriptlets::Phase::PostTrans,
+        ] {
+            crate::scriptlets::run_phase(&protected, phase, &scripted, cancellation)?;
+        }
+    }
+
+    progress(ComposeEvent::Stage("postprocessing"));
+    let context = crate::postprocess::PostprocessContext { package_files: &files_by_package };
+    let mut report = crate::postprocess::before_scripts(&root, flattened, &context)?;
+    {
+        let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
+        scripts::run_treefile_scripts(&protected, flattened)?;
+    }
+    crate::rpmdb::write_rpmdb(&root, &rpm_paths, options.source_date_epoch.map(|epoch| epoch as i64))?;
+    report.absorb(crate::postprocess::finalize(&root, flattened)?);
+    if let Some(initramfs) = &report.initramfs_command {
+        progress(ComposeEvent::Stage("generating the initramfs"));
+        run_initramfs(&root, &work.mountpoint(), &environment, initramfs)?;
+    }
+    for note in &report.notes {
+        tracing::info!("{note}");
+    }
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+
+    progress(ComposeEvent::Stage("committing"));
+    let timestamp = options.source_date_epoch.unwrap_or_else(now);
+    let version = options.add_metadata_strings.get(metadata::VERSION).cloned().or_else(|| {
+        treefile.automatic_version_prefix.as_deref().map(|prefix| {
+            metadata::next_version(
+                prefix,
+                treefile.automatic_version_suffix.as_deref(),
+                previous.as_ref().and_then(|(_, information)| information.version.as_deref()),
+                timestamp,
+            )
+        })
+    });
+    let commit_metadata = metadata::CommitMetadata {
+        version: version.clone(),
+        inputhash,
+        resolution: &resolution,
+        kernel_version: report.kernel_version.clone().filter(|_| report.bootable),
+        add_commit_metadata: treefile.add_commit_metadata.clone().unwrap_or_default(),
+        add_metadata_strings: options.add_metadata_strings.clone(),
+    };
+    let repo = cache.repo();
+    let repository_error = |error: ostree::glib::Error| ComposeError::Repository {
+        path: cache.path().to_path_buf(),
+        message: error.to_string(),
+    };
+    repo.prepare_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
+    let (tree, statistics) = crate::commit::write_tree(repo, &root, &checkout)?;
+    let parent = previous.as_ref().map(|(commit, _)| commit.as_str());
+    let parent = parent.filter(|commit| {
+        repo.has_object(ostree::ObjectType::Commit, commit, gio::Cancellable::NONE).unwrap_or(false)
+    });
+    let commit = repo
+        .write_commit_with_time(
+            parent,
+            version.as_deref().or(Some(reference)),
+            None,
+            Some(&commit_metadata.to_variant()),
+            &tree,
+            timestamp,
+            gio::Cancellable::NONE,
+        )
+        .map_err(repository_error)?;
+    repo.commit_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
+    let content_checksum = crate::commit::content_checksum(&tree);
+
+    progress(ComposeEvent::Stage("publishing"));
+    let target = open_target_repository(&options.repo)?;
+    crate::commit::publish(&target, cache.path(), &commit, reference)?;
+    drop(work);
+
+    Ok(ComposeSummary::composed(summary::Composed {
+        reference,
+        commit: &commit,
+        content_checksum: &content_checksum,
+        version: version.as_deref(),
+        timestamp,
+        inputhash,
+        resolution: &resolution,
+        previous: previous.as_ref(),
+        statistics,
+        import: import_summary,
+    }))
+}
+
+fn scripted_package<'a>(
+    package: &'a CachedPackage,
+    files_by_package: &'a BTreeMap<String, Vec<String>>,
+) -> crate::scriptlets::ScriptedPackage<'a> {
+    crate::scriptlets::ScriptedPackage {
+        nevra: &package.identity.nevra,
+        name: &package.identity.name,
+        scripts: &package.scripts,
+        files: files_by_package.get(&package.identity.name).map_or(&[], Vec::as_slice),
+    }
+}
+
+/// Runs dracut in the tree. The tree's /etc is already at /usr/etc; dracut reads its configuration from
+/// /etc, so a temporary `/etc -> usr/etc` link stands in while it runs.
+fn run_initramfs(
+    root: &Path,
+    mountpoint: &Path,
+    environment: &[(String, String)],
+    initramfs: &crate::postprocess::InitramfsCommand,
+) -> Result<(), ComposeError> {
+    let etc = root.join("etc");
+    let linked = !etc.exists() && root.join("usr/etc").is_dir();
+    if linked {
+        std::os::unix::fs::symlink("usr/etc", &etc)
+            .map_err(|error| ComposeError::Io { path: etc.clone(), message: error.to_string() })?;
+    }
+    let result = (|| {
+        let protected = mount_protected(root, mountpoint, environment)?;
+        let command = crate::sandbox::SandboxCommand::new(
+            format!("dracut-{}", initramfs.kernel_version),
+            initramfs.argv.clone(),
+        );
+        protected.run(&command)?;
+        Ok(())
+    })();
+    if linked {
+        std::fs::remove_file(&etc)
+            .map_err(|error| ComposeError::Io { path: etc.clone(), message: error.to_string() })?;
+    }
+    result
+}
+
+fn mount_protected(
+    root: &Path,
+    mountpoint: &Path,
+    environment: &[(String, String)],
+) -> Result<crate::sandbox::ProtectedRoot, ComposeError> {
+    let mut protected = crate::sandbox::ProtectedRoot::mount(root, mountpoint)?;
+    for (name, value) in environment {
+        protected.set_environment(name.clone(), value.clone());
+    }
+    Ok(protected)
+}
+
+fn sandbox_environment(source_date_epoch: Option<u64>) -> Vec<(String, String)> {
+    source_date_epoch
+        .map(|epoch| vec![("SOURCE_DATE_EPOCH".to_string(), epoch.to_string())])
+        .unwrap_or_default()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |duration| duration.as_secs())
+}

@@ -1,0 +1,77 @@
+//! The scratch space of one compose: `CACHE/work/compose-PID/{root,mount}` on the package cache's file
+//! system (the root hardlinks cached objects). One compose per cache at a time (an exclusive lock on
+//! `CACHE/work/lock`); whatever a killed run left behind (a FUSE mount, a half-built root) is cleared by the
+//! next one before it starts.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::ComposeError;
+
+/// The mode of `/` in every composed tree.
+const ROOT_DIRECTORY_MODE: u32 = 0o755;
+
+#[derive(Debug)]
+pub struct WorkDirectory {
+    directory: PathBuf,
+    /// Holds the exclusive lock for as long as the compose runs.
+    _lock: File,
+}
+
+fn io_error(path: &Path, error: impl std::fmt::Display) -> ComposeError {
+    ComposeError::Io { path: path.to_path_buf(), message: error.to_string() }
+}
+
+impl WorkDirectory {
+    pub fn create(cache_directory: &Path) -> Result<WorkDirectory, ComposeError> {
+        let base = cache_directory.join("work");
+        std::fs::create_dir_all(&base).map_err(|error| io_error(&base, error))?;
+        let lock_path = base.join("lock");
+        let lock = File::create(&lock_path).map_err(|error| io_error(&lock_path, error))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|_| io_error(&lock_path, "another compose is using this cache directory (locked)"))?;
+        for mountpoint in crate::sandbox::cleanup_stale_mounts(&base)? {
+            tracing::info!(path = %mountpoint.display(), "unmounted what an interrupted compose left mounted");
+        }
+        for entry in std::fs::read_dir(&base).map_err(|error| io_error(&base, error))? {
+            let entry = entry.map_err(|error| io_error(&base, error))?;
+            if entry.file_name() != "lock" {
+                tracing::info!(path = %entry.path().display(), "removing what an interrupted compose left behind");
+                remove(&entry.path())?;
+            }
+        }
+        let directory = base.join(format!("compose-{}", std::process::id()));
+        std::fs::create_dir_all(directory.join("root")).map_err(|error| io_error(&directory, error))?;
+        std::fs::create_dir_all(directory.join("mount")).map_err(|error| io_error(&directory, error))?;
+        // The root directory's mode goes into the commit: never let the umask decide it.
+        let root = directory.join("root");
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(ROOT_DIRECTORY_MODE))
+            .map_err(|error| io_error(&root, error))?;
+        Ok(WorkDirectory { directory, _lock: lock })
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.directory.join("root")
+    }
+
+    pub fn mountpoint(&self) -> PathBuf {
+        self.directory.join("mount")
+    }
+}
+
+fn remove(path: &Path) -> Result<(), ComposeError> {
+    let result = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match result {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error(path, error)),
+    }
+}
+
+impl Drop for WorkDirectory {
+    fn drop(&mut self) {
+        if let Err(error) = remove(&self.directory) {
+            tracing::warn!(%error, "could not remove the compose scratch directory");
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! Imports one RPM into the package cache: the payload is streamed (gzip, xz or zstd) straight into ostree
+//! content objects, every file checked against the header's digest, and the files become one commit whose
+//! metadata carries the RPM header, the file manifest and the scriptlets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ostree::gio;
+use ostree::gio::prelude::*;
+use ostree::glib;
+use rpm::{DigestAlgorithm, FileFlags, FileType};
+use sha2::Digest;
+
+use super::manifest::{self, FLAG_CONFIGURATION, FLAG_DOCUMENTATION, MODE_DIRECTORY, ManifestEntry};
+use super::{PackageIdentity, metadata_keys};
+use crate::capabilities::{CAPABILITY_XATTR, capability_xattr};
+use crate::scriptlets::PackageScripts;
+
+/// Files up to this size are read into memory and written in one call; larger ones are streamed so that a
+/// huge file never needs a huge buffer.
+const INLINE_FILE_LIMIT: usize = 4 << 20;
+/// Read buffer for streamed files.
+const STREAM_CHUNK: usize = 256 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{package}: reading {path}: {message}")]
+    Read { package: String, path: PathBuf, message: String },
+    #[error("{package}: the header says {found}, but the repository metadata says {expected}")]
+    IdentityMismatch { package: String, expected: String, found: String },
+    #[error("{package}: unsafe path \"{path}\" in the payload (absolute, normalized paths only)")]
+    UnsafePath { package: String, path: String },
+    #[error("{package}: {path}: unsupported file type {file_type} (only files, directories and symlinks)")]
+    UnsupportedFileType { package: String, path: String, file_type: String },
+    #[error("{package}: {path}: the payload does not match the header ({detail})")]
+    PayloadMismatch { package: String, path: String, detail: String },
+    #[error("{package}: {path}: {source}")]
+    Capabilities { package: String, path: String, source: crate::capabilities::CapabilityError },
+    #[error("{package}: writing to the package cache: {message}")]
+    Ostree { package: String, message: String },
+    #[error("{package}: reading scriptlets: {message}")]
+    Scriptlets { package: String, message: String },
+}
+
+/// A freshly imported package.
+#[derive(Debug, Clone)]
+pub struct ImportedPackage {
+    pub commit: String,
+    pub objects_written: usize,
+    pub bytes_written: u64,
+}
+
+/// A regular file whose content the payload carries with another member of its hardlink set.
+struct PendingHardlink {
+    index: usize,
+    digest: String,
+}
+
+struct Importer<'a> {
+    repo: &'a ostree::Repo,
+    package: &'a str,
+    entries: Vec<ManifestEntry>,
+    /// Header digest → ostree object, to give hardlinked files their content.
+    object_by_digest: HashMap<String, String>,
+    pending_hardlinks: Vec<PendingHardlink>,
+    objects_written: usize,
+    bytes_written: u64,
+}
+
+pub fn import_package(
+    repo: &ostree::Repo,
+    rpm_path: &Path,
+    identity: &PackageIdentity,
+) -> Result<ImportedPackage, ImportError> {
+    let package = identity.nevra.as_str();
+    let read_error = |message: String| ImportError::Read {
+        package: package.to_string(),
+        path: rpm_path.to_path_buf(),
+        message,
+    };
+    let mut reader = rpm::PackageReader::open(rpm_path).map_err(|error| read_error(error.to_string()))?;
+    check_identity(&reader.metadata, identity)?;
+    let header = reader.metadata.header_bytes().map_err(|error| read_error(error.to_string()))?;
+    let scripts = PackageScripts::from_header(&reader.metadata).map_err(|error| ImportError::Scriptlets {
+        package: package.to_string(),
+        message: error.to_string(),
+    })?;
+    let build_time = reader.metadata.get_build_time().unwrap_or(0);
+
+    let mut importer = Importer {
+        repo,
+        package,
+        entries: Vec::new(),
+        object_by_digest: HashMap::new(),
+        pending_hardlinks: Vec::new(),
+        objects_written: 0,
+        bytes_written: 0,
+    };
+    while let Some(mut file) = reader.next_file().map_err(|error| read_error(error.to_string()))? {
+        importer.add(&mut file)?;
+    }
+    importer.resolve_hardlinks()?;
+    importer.entries.sort_by(|left, right| left.path.cmp(&right.path));
+
+    let root = build_tree(repo, &importer.entries).map_err(|error| importer.ostree_error(error))?;
+    let metadata = commit_metadata(identity, &header, &importer.entries, &scripts);
+    let root = root.downcast::<ostree::RepoFile>().map_err(|_| ImportError::Ostree {
+        package: package.to_string(),
+        message: "write_mtree did not return a repository file".into(),
+    })?;
+    let commit = repo
+        .write_commit_with_time(
+            None,
+            Some(package),
+            None,
+            Some(&metadata),
+            &root,
+            build_time,
+            gio::Cancellable::NONE,
+        )
+        .map_err(|error| importer.ostree_error(error))?;
+    Ok(ImportedPackage {
+        commit: commit.to_string(),
+        objects_written: importer.objects_written,
+        bytes_written: importer.bytes_written,
+    })
+}
+
+fn check_identity(metadata: &rpm::PackageMetadata, identity: &PackageIdentity) -> Result<(), ImportError> {
+    let found = format!(
+        "{}-{}{}-{}.{}",
+        metadata.get_name().unwrap_or("?"),
+        match metadata.get_epoch() {
+            Ok(epoch) if epoch > 0 => format!("{epoch}:"),
+            _ => String::new(),
+        },
+        metadata.get_version().unwrap_or("?"),
+        metadata.get_release().unwrap_or("?"),
+        if metadata.is_source_package() { "src" } else { metadata.get_arch().unwrap_or("?") },
+    );
+    if found != identity.nevra {
+        return Err(ImportError::IdentityMismatch {
+            package: identity.nevra.clone(),
+            expected: identity.nevra.clone(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a payload path and returns it normalized: absolute, no empty, `.` or `..` components.
+fn safe_path(package: &str, path: &Path) -> Result<String, ImportError> {
+    let unsafe_path =
+        || ImportError::UnsafePath { package: package.to_string(), path: path.display().to_string() };
+    let text = path.to_str().ok_or_else(unsafe_path)?;
+    let relative = text.strip_prefix('/').ok_or_else(unsafe_path)?;
+    if relative.is_empty() {
+        return Ok("/".to_string());
+    }
+    let relative = relative.strip_suffix('/').unwrap_or(relative);
+    if relative.split('/').any(|component| component.is_empty() || component == "." || component == "..")
+        || text.contains('\0')
+    {
+        return Err(unsafe_path());
+    }
+    Ok(format!("/{relative}"))
+}
+
+/// Incremental hash for one RPM file digest algorithm (`None`: an algorithm we do not check, e.g. MD5 in
+/// very old packages, whose integrity the repository checksum of the whole RPM still covers).
+enum FileHasher {
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl FileHasher {
+    fn for_algorithm(algorithm: DigestAlgorithm) -> Option<FileHasher> {
+        match algorithm {
+            DigestAlgorithm::Sha2_224 => Some(FileHasher::Sha224(sha2::Sha224::new())),
+            DigestAlgorithm::Sha2_256 => Some(FileHasher::Sha256(sha2::Sha256::new())),
+            DigestAlgorithm::Sha2_384 => Some(FileHasher::Sha384(sha2::Sha384::new())),
+            DigestAlgorithm::Sha2_512 => Some(FileHasher::Sha512(sha2::Sha512::new())),
+            _ => None,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            FileHasher::Sha224(hasher) => hasher.update(bytes),
+            FileHasher::Sha256(hasher) => hasher.update(bytes),
+            FileHasher::Sha384(hasher) => hasher.update(bytes),
+            FileHasher::Sha512(hasher) => hasher.update(bytes),
+        }
+    }
+
+    fn finish_hex(self) -> String {
+        match self {
+            FileHasher::Sha224(hasher) => hex::encode(hasher.finalize()),
+            FileHasher::Sha256(hasher) => hex::encode(hasher.finalize()),
+            FileHasher::Sha384(hasher) => hex::encode(hasher.finalize()),
+            FileHasher::Sha512(hasher) => hex::encode(hasher.finalize()),
+        }
+    }
+}
+
+impl Importer<'_> {
+    fn ostree_error(&self, error: glib::Error) -> ImportError {
+        ImportError::Ostree { package: self.package.to_string(), message: error.to_string() }
+    }
+
+    fn mismatch(&self, path: &str, detail: String) -> ImportError {
+        ImportError::PayloadMismatch { package: self.package.to_string(), path: path.to_string(), detail }
+    }
+
+    fn add(&mut self, file: &mut rpm::StreamingRpmFile<'_>) -> Result<(), ImportError> {
+        let entry = &file.metadata;
+        let flags = entry.flags();
+        if flags.contains(FileFlags::GHOST) {
+            return Ok(());
+        }
+        let path = safe_path(self.package, &entry.path())?;
+        let mode = u32::from(entry.mode().raw_mode());
+        let mut manifest_flags = 0;
+        if flags.contains(FileFlags::DOC) || flags.contains(FileFlags::LICENSE) {
+            manifest_flags |= FLAG_DOCUMENTATION;
+        }
+        if flags.contains(FileFlags::CONFIG) {
+            manifest_flags |= FLAG_CONFIGURATION;
+        }
+        let mut manifest_entry = ManifestEntry {
+            path: path.clone(),
+            mode,
+            flags: manifest_flags,
+            checksum: String::new(),
+            target: String::new(),
+            user: entry.user().to_string(),
+            group: entry.group().to_string(),
+        };
+        match entry.file_type() {
+            FileType::Dir => {}
+            FileType::SymbolicLink => {
+                let target = entry.linkto().unwrap_or_default().to_string();
+                if target.is_empty() {
+                    return Err(self.mismatch(&path, "symlink without a target".into()));
+                }
+                let checksum = self
+                    .repo
+                    .write_symlink(None, 0, 0, None, &target, gio::Cancellable::NONE)
+                    .map_err(|error| self.ostree_error(error))?;
+                manifest_entry.checksum = checksum.to_string();
+                manifest_entry.target = target;
+            }
+            FileType::Regular => {
+                let xattrs = match entry.caps() {
+                    Some(text) => capability_xattr(text).map_err(|source| ImportError::Capabilities {
+                        package: self.package.to_string(),
+                        path: path.clone(),
+                        source,
+                    })?,
+                    None => None,
+                };
+                let xattrs = xattrs_variant(xattrs);
+                let size = entry.size();
+                let digest = entry.digest().map(|digest| (digest.algorithm(), digest.as_hex().to_string()));
+                if !file.has_payload() && size > 0 {
+                    let digest = digest
+                        .map(|(_, hex)| hex)
+                        .ok_or_else(|| self.mismatch(&path, "hardlinked file without a digest".into()))?;
+                    self.pending_hardlinks.push(PendingHardlink { index: self.entries.len(), digest });
+                } else {
+                    let checksum = self.write_regular_file(file, &path, mode, size, digest, &xattrs)?;
+                    manifest_entry.checksum = checksum;
+                }
+            }
+            other => {
+                return Err(ImportError::UnsupportedFileType {
+                    package: self.package.to_string(),
+                    path,
+                    file_type: format!("{other:?}"),
+                });
+            }
+        }
+        self.entries.push(manifest_entry);
+        Ok(())
+    }
+
+    fn write_regular_file(
+        &mut self,
+        file: &mut rpm::StreamingRpmFile<'_>,
+        path: &str,
+        mode: u32,
+        size: usize,
+        digest: Option<(DigestAlgorithm, String)>,
+        xattrs: &glib::Variant,
+    ) -> Result<String, ImportError> {
+        let mut hasher = digest.as_ref().and_then(|(algorithm, _)| FileHasher::for_algorithm(*algorithm));
+        let read_error = |error: std::io::Error| self.mismatch(path, format!("reading the payload: {error}"));
+        let checksum = if size <= INLINE_FILE_LIMIT {
+            let mut content = Vec::with_capacity(size);
+            file.take(size as u64 + 1).read_to_end(&mut content).map_err(read_error)?;
+            if content.len() != size {
+                return Err(self.mismatch(path, format!("header size {size}, payload has {}", content.len())));
+            }
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&content);
+            }
+            self.check_digest(path, hasher, &digest)?;
+            self.repo
+                .write_regfile_inline(None, 0, 0, mode, Some(xattrs), &content, gio::Cancellable::NONE)
+                .map_err(|error| self.ostree_error(error))?
+        } else {
+            let writer = self
+                .repo
+                .write_regfile(None, 0, 0, mode, size as u64, Some(xattrs))
+                .map_err(|error| self.ostree_error(error))?;
+            let mut buffer = vec![0u8; STREAM_CHUNK];
+            let mut remaining = size;
+            while remaining > 0 {
+                let wanted = remaining.min(buffer.len());
+                let read = file.read(&mut buffer[..wanted]).map_err(read_error)?;
+                if read == 0 {
+                    return Err(self.mismatch(path, format!("payload ended {remaining} bytes early")));
+                }
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&buffer[..read]);
+                }
+                writer
+                    .write_all(&buffer[..read], gio::Cancellable::NONE)
+                    .map_err(|error| self.ostree_error(error))?;
+                remaining -= read;
+            }
+            let mut probe = [0u8; 1];
+            if file.read(&mut probe).map_err(read_error)? != 0 {
+                return Err(self.mismatch(path, format!("payload is longer than the header size {size}")));
+            }
+            self.check_digest(path, hasher, &digest)?;
+            writer.finish(gio::Cancellable::NONE).map_err(|error| self.ostree_error(error))?
+        };
+        self.objects_written += 1;
+        self.bytes_written += size as u64;
+        if let Some((_, hex)) = digest {
+            self.object_by_digest.insert(hex, checksum.to_string());
+        }
+        Ok(checksum.to_string())
+    }
+
+    fn check_digest(
+        &self,
+        path: &str,
+        hasher: Option<FileHasher>,
+        digest: &Option<(DigestAlgorithm, String)>,
+    ) -> Result<(), ImportError> {
+        if let (Some(hasher), Some((_, expected))) = (hasher, digest) {
+            let actual = hasher.finish_hex();
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(self.mismatch(path, format!("digest {actual}, header says {expected}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_hardlinks(&mut self) -> Result<(), ImportError> {
+        for pending in std::mem::take(&mut self.pending_hardlinks) {
+            let path = self.entries[pending.index].path.clone();
+            let checksum = self.object_by_digest.get(&pending.digest).ok_or_else(|| {
+                self.mismatch(&path, "hardlinked file whose content is not in the payload".into())
+            })?;
+            self.entries[pending.index].checksum = checksum.clone();
+        }
+        Ok(())
+    }
+}
+
+/// `a(ayay)` with the capability attribute when present. Names are NUL-terminated bytestrings, as ostree
+/// writes them when it reads attributes from disk, so the object checksums match a commit of a real tree.
+fn xattrs_variant(capabilities: Option<Vec<u8>>) -> glib::Variant {
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    if let Some(value) = capabilities {
+        let mut name = CAPABILITY_XATTR.as_bytes().to_vec();
+        name.push(0);
+        entries.push((name, value));
+    }
+    entries.to_variant()
+}
+
+/// A `dirmeta` object: uid, gid and mode big-endian, then the extended attributes.
+pub fn directory_metadata(uid: u32, gid: u32, mode: u32) -> glib::Variant {
+    let no_xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    (uid.to_be(), gid.to_be(), (mode | MODE_DIRECTORY).to_be(), no_xattrs).to_variant()
+}
+
+/// The permissions ostree gives directories that the payload only implies.
+const IMPLIED_DIRECTORY_MODE: u32 = 0o755;
+
+/// Builds and writes the package's tree: directories from the manifest (root-owned; owners are fixed at
+/// assembly), implied parents 0755.
+fn build_tree(repo: &ostree::Repo, entries: &[ManifestEntry]) -> Result<gio::File, glib::Error> {
+    let mut directory_modes: BTreeMap<String, u32> = BTreeMap::new();
+    directory_modes.insert(String::new(), IMPLIED_DIRECTORY_MODE);
+    for entry in entries {
+        let relative = entry.relative_path();
+        let mut prefix = String::new();
+        let components: Vec<&str> = relative.split('/').filter(|component| !component.is_empty()).collect();
+        let parents = if entry.kind() == manifest::EntryKind::Directory {
+            components.len()
+        } else {
+            components.len().saturating_sub(1)
+        };
+        for component in &components[..parents] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+            directory_modes.entry(prefix.clone()).or_insert(IMPLIED_DIRECTORY_MODE);
+        }
+        if entry.kind() == manifest::EntryKind::Directory {
+            directory_modes.insert(relative.to_string(), entry.permissions());
+        }
+    }
+    let mut metadata_by_mode: HashMap<u32, String> = HashMap::new();
+    let mut trees: HashMap<String, ostree::MutableTree> = HashMap::new();
+    let root = ostree::MutableTree::new();
+    for (path, mode) in &directory_modes {
+        let checksum = match metadata_by_mode.get(mode) {
+            Some(checksum) => checksum.clone(),
+            None => {
+                let checksum = repo
+                    .write_metadata(
+                        ostree::ObjectType::DirMeta,
+                        None,
+                        &directory_metadata(0, 0, *mode),
+                        gio::Cancellable::NONE,
+                    )?
+                    .to_hex();
+                metadata_by_mode.insert(*mode, checksum.clone());
+                checksum
+            }
+        };
+        let tree = if path.is_empty() {
+            root.clone()
+        } else {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            let parent_tree = trees.get(parent).cloned().unwrap_or_else(|| root.clone());
+            parent_tree.ensure_dir(name)?
+        };
+        tree.set_metadata_checksum(&checksum);
+        trees.insert(path.clone(), tree);
+    }
+    for entry in entries {
+        if entry.kind() == manifest::EntryKind::Directory {
+            continue;
+        }
+        let (parent, name) = entry.relative_path().rsplit_once('/').unwrap_or(("", entry.relative_path()));
+        let parent_tree = trees.get(parent).cloned().unwrap_or_else(|| root.clone());
+        parent_tree.replace_file(name, &entry.checksum)?;
+    }
+    repo.write_mtree(&root, gio::Cancellable::NONE)
+}
+
+fn commit_metadata(
+    identity: &PackageIdentity,
+    header: &[u8],
+    entries: &[ManifestEntry],
+    scripts: &PackageScripts,
+) -> glib::Variant {
+    let dictionary = glib::VariantDict::new(None);
+    dictionary.insert_value(metadata_keys::HEADER, &header.to_vec().to_variant());
+    dictionary
+        .insert_value(metadata_keys::HEADER_SHA256, &hex::encode(sha2::Sha256::digest(header)).to_variant());
+    dictionary.insert_value(metadata_keys::NEVRA, &identity.nevra.to_variant());
+    dictionary.insert_value(metadata_keys::UNPACK_VERSION, &super::UNPACK_VERSION.to_variant());
+    dictionary.insert_value(metadata_keys::REPODATA_CHECKSUM, &identity.repodata_checksum.to_variant());
+    let repository = glib::VariantDict::new(None);
+    repository.insert_value("id", &identity.repository.to_variant());
+    dictionary.insert_value(metadata_keys::REPOSITORY, &repository.end());
+    dictionary.insert_value(metadata_keys::MANIFEST, &manifest::to_variant(entries));
+    let scripts_json = serde_json::to_string(scripts).unwrap_or_default();
+    dictionary.insert_value(metadata_keys::SCRIPTS, &scripts_json.to_variant());
+    dictionary.insert_value(metadata_keys::IMPORT_FORMAT, &super::IMPORT_FORMAT.to_variant());
+    dictionary.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_normalized_absolute_paths() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/usr/bin/ls", Some("/usr/bin/ls")),
+            ("/usr/lib/", Some("/usr/lib")),
+            ("/", Some("/")),
+            ("usr/bin/ls", None),
+            ("/usr/../etc/shadow", None),
+            ("/usr/./bin", None),
+            ("/usr//bin", None),
+            ("../../etc/passwd", None),
+        ];
+        for (input, expected) in cases {
+            let result = safe_path("p-1-1.x86_64", Path::new(input));
+            assert_eq!(result.ok().as_deref(), *expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn directory_metadata_is_big_endian() {
+        let variant = directory_metadata(0, 0, 0o755);
+        assert_eq!(variant.type_().as_str(), "(uuua(ayay))");
+        let (uid, gid, mode, _) = variant.get::<(u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>)>().unwrap();
+        assert_eq!((u32::from_be(uid), u32::from_be(gid), u32::from_be(mode)), (0, 0, 0o40755));
+    }
+}
