@@ -35,6 +35,20 @@ demo: deps build
 	@echo
 	@echo "== arbor compose resolve examples/manifest.yaml (lockfile + overrides applied; jq floats)"
 	@$(ARBOR) compose resolve examples/manifest.yaml --arch x86_64 --cachedir $(DEMO_DIR)/cache
+	@echo
+	@echo "== arbor compose tree examples/manifest.yaml --repo $(DEMO_DIR)/ostree (a real ostree commit)"
+	@$(ARBOR) compose tree examples/manifest.yaml --arch x86_64 --repo $(DEMO_DIR)/ostree \
+		--cachedir $(DEMO_DIR)/cache --force-nocache --write-composejson-to $(DEMO_DIR)/compose.json
+	@echo
+	@echo "== $(DEMO_DIR)/compose.json (rpm-ostree's compose.json fields)"
+	@head -n 12 $(DEMO_DIR)/compose.json
+	@echo
+	@echo "== ostree log / ls of the commit"
+	@ostree --repo=$(DEMO_DIR)/ostree log exampleos/x86_64/testing-devel | head -n 6
+	@ostree --repo=$(DEMO_DIR)/ostree ls exampleos/x86_64/testing-devel / /usr/bin /usr/lib/modules /usr/etc/ssh
+	@echo
+	@echo "== composing again: unchanged inputs stop at the input hash"
+	@$(ARBOR) compose tree examples/manifest.yaml --arch x86_64 --repo $(DEMO_DIR)/ostree --cachedir $(DEMO_DIR)/cache
 
 lint:
 	$(CARGO) fmt --all --check
@@ -61,10 +75,13 @@ corpus:
 	@test -f $(CORPUS_DIR)/gen0/repodata/repomd.xml || { \
 		$(CORPUS_TOOL) fetch --seed ../shared/corpus/seed-coreos-like.txt --cache $(CORPUS_DIR)/cache && \
 		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen0; }
+	@test -f $(CORPUS_DIR)/gen1/repodata/repomd.xml || \
+		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen1 --generation 1
 
 bench: deps corpus
 	$(CARGO) bench -p treefiles --bench render
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench resolve
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench compose
 
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:

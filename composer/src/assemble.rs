@@ -42,9 +42,9 @@ pub struct TreeUnion<'a> {
 }
 
 impl<'a> TreeUnion<'a> {
-    /// Builds the union in installation order. Identical files (the same object) from several packages are
-    /// allowed; directories may be listed by several packages (the first one's mode wins, as in rpm's
-    /// shared-directory handling); anything else at the same path is a conflict.
+    /// Builds the union in installation order. Identical files (the same object and owner) from several
+    /// packages are allowed; directories may be listed by several packages (the first one's mode wins, as
+    /// in rpm's shared-directory handling); anything else at the same path is a conflict.
     pub fn build(packages: &'a [CachedPackage], documentation: bool) -> Result<TreeUnion<'a>, AssembleError> {
         let mut entries: BTreeMap<&'a str, UnionEntry<'a>> = BTreeMap::new();
         for (index, package) in packages.iter().enumerate() {
@@ -60,7 +60,12 @@ impl<'a> TreeUnion<'a> {
                         let same = match (existing.entry.kind(), entry.kind()) {
                             (EntryKind::Directory, EntryKind::Directory) => true,
                             (EntryKind::Directory, _) | (_, EntryKind::Directory) => false,
-                            _ => existing.entry.checksum == entry.checksum,
+                            // As rpm: the same content and mode (the object) and the same owner names.
+                            _ => {
+                                existing.entry.checksum == entry.checksum
+                                    && existing.entry.user == entry.user
+                                    && existing.entry.group == entry.group
+                            }
                         };
                         if !same {
                             return Err(AssembleError::Conflict {
@@ -241,6 +246,7 @@ pub fn apply_ownership(
         if uid == 0 && gid == 0 {
             continue;
         }
+        refuse_symlinks_on_the_way(root, entry)?;
         let destination = root.join(entry.relative_path());
         let mut capability = None;
         if entry.kind() == EntryKind::Regular {
@@ -259,6 +265,27 @@ pub fn apply_ownership(
         report.files_changed += 1;
     }
     Ok(report)
+}
+
+/// Fails when a scriptlet has put a symlink where the manifest has a directory or a file, on the way to
+/// `entry` or at it: the ownership pass runs on the host, where following that link would change the
+/// owner and mode of a file outside the tree.
+fn refuse_symlinks_on_the_way(root: &Path, entry: &ManifestEntry) -> Result<(), AssembleError> {
+    let components: Vec<&str> = entry.relative_path().split('/').collect();
+    let mut path = root.to_path_buf();
+    for (index, component) in components.iter().enumerate() {
+        path.push(component);
+        if index + 1 == components.len() && entry.kind() == EntryKind::Symlink {
+            break;
+        }
+        let metadata = std::fs::symlink_metadata(&path).map_err(|error| io_error(&path, error))?;
+        if metadata.file_type().is_symlink() {
+            let message =
+                format!("a scriptlet made this a symlink; not following it to give {} its owner", entry.path);
+            return Err(io_error(&path, message));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces a (hardlinked) file by a private copy with the same content, mode and capabilities.

@@ -73,6 +73,11 @@ pub enum RpmdbError {
     Cleanup { path: PathBuf, source: std::io::Error },
     #[error("cannot link {} to {SYSIMAGE_LINK_TARGET}: {source}", path.display())]
     Link { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{} is a symlink (made by a scriptlet or script); the rpm database is not written through it",
+        path.display()
+    )]
+    SymlinkOnTheWay { path: PathBuf },
 }
 
 /// Records `rpm_files` in a fresh database in `root/usr/share/rpm` and links
@@ -88,6 +93,10 @@ pub fn write_rpmdb(
         return Err(RpmdbError::NoPackages { root: root.to_path_buf() });
     }
     let started = Instant::now();
+    // Everything below runs on the host: a directory of the tree that a scriptlet replaced by a symlink
+    // would lead out of it (to the host's own rpm database, say).
+    refuse_symlinked_parents(root, DATABASE_DIRECTORY)?;
+    refuse_symlinked_parents(root, SYSIMAGE_LINK)?;
     let database_directory = root.join(DATABASE_DIRECTORY);
     replace_with_empty_directory(&database_directory)?;
 
@@ -165,6 +174,24 @@ pub fn write_rpmdb(
         elapsed_ms = started.elapsed().as_millis(),
         "rpm database written"
     );
+    Ok(())
+}
+
+/// Fails when a directory on the way to `relative` (not `relative` itself) is a symlink in the tree.
+fn refuse_symlinked_parents(root: &Path, relative: &str) -> Result<(), RpmdbError> {
+    let mut path = root.to_path_buf();
+    let parents = Path::new(relative).parent().map(Path::components).into_iter().flatten();
+    for component in parents {
+        path.push(component);
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                return Err(RpmdbError::SymlinkOnTheWay { path });
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(RpmdbError::Prepare { path, source }),
+        }
+    }
     Ok(())
 }
 

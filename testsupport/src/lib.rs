@@ -14,6 +14,8 @@
 //!   them into an [`RpmSpec`] at merged-`/usr` paths ([`RpmSpec::host_executables`]).
 //! - [`keys`]: [`TestKey`], committed test-only OpenPGP key pairs that sign packages
 //!   ([`RpmSpec::signed_with`]) and whose public halves tests name in `gpgkey=`.
+//! - [`os_fixture`]: [`MinimalOs`], the `filesystem`, `setup` and `shell` packages of a minimal tree
+//!   that composes and runs scriptlets, and hostile packages (a device node, a corrupted payload).
 //! - [`root`]: a tiny root file system whose `/bin/sh` is the host's shell (and its libraries), for
 //!   tests that run programs inside a tree.
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
@@ -23,6 +25,7 @@ mod calendar;
 pub mod host_files;
 pub mod http_server;
 pub mod keys;
+pub mod os_fixture;
 pub mod repository;
 pub mod root;
 pub mod rpm_builder;
@@ -31,5 +34,6 @@ pub mod tools;
 pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
 pub use keys::TestKey;
+pub use os_fixture::MinimalOs;
 pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
 pub use rpm_builder::{Compression, RpmSpec};

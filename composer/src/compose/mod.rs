@@ -312,10 +312,9 @@ fn build_commit(
     };
     repo.prepare_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
     let (tree, statistics) = crate::commit::write_tree(repo, &root, &checkout)?;
+    // The parent is the target's commit even when this cache never saw it (a fresh or cleared cache):
+    // a commit only records its parent's checksum, and the target has the parent.
     let parent = previous.as_ref().map(|(commit, _)| commit.as_str());
-    let parent = parent.filter(|commit| {
-        repo.has_object(ostree::ObjectType::Commit, commit, gio::Cancellable::NONE).unwrap_or(false)
-    });
     let commit = repo
         .write_commit_with_time(
             parent,

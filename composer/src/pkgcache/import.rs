@@ -79,7 +79,7 @@ pub fn import_package(
         path: rpm_path.to_path_buf(),
         message,
     };
-    let mut reader = rpm::PackageReader::open(rpm_path).map_err(|error| read_error(error.to_string()))?;
+    let mut reader = open_package_reader(rpm_path).map_err(read_error)?;
     check_identity(&reader.metadata, identity)?;
     let header = reader.metadata.header_bytes().map_err(|error| read_error(error.to_string()))?;
     let scripts = PackageScripts::from_header(&reader.metadata).map_err(|error| ImportError::Scriptlets {
@@ -125,6 +125,45 @@ pub fn import_package(
         objects_written: importer.objects_written,
         bytes_written: importer.bytes_written,
     })
+}
+
+/// The RPM lead is a fixed 96 bytes.
+const LEAD_SIZE: u64 = 96;
+/// Header sections start with 8 bytes of magic and reserved space, then two big-endian counts.
+const HEADER_PREAMBLE_SIZE: u64 = 16;
+/// Each header index entry is 16 bytes.
+const HEADER_INDEX_ENTRY_SIZE: u64 = 16;
+/// The signature header is padded to a multiple of 8 bytes.
+const SIGNATURE_ALIGNMENT: u64 = 8;
+/// Large reads for the payload: fewer system calls on big packages.
+const PAYLOAD_BUFFER: usize = 1 << 20;
+
+/// Opens an RPM for streaming. The crate's own `PackageReader::open` detects the payload compression from
+/// whatever its 8 KiB buffer happens to hold after the headers; when the payload starts in the last bytes
+/// of that buffer the magic is cut off and the payload is misread as uncompressed. So the headers are read
+/// here and the payload is handed over from a fresh buffer that starts exactly at the payload.
+fn open_package_reader(path: &Path) -> Result<rpm::PackageReader, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let section_end = |file: &mut std::fs::File, start: u64| -> Result<u64, String> {
+        let mut preamble = [0u8; HEADER_PREAMBLE_SIZE as usize];
+        file.seek(SeekFrom::Start(start)).map_err(|error| error.to_string())?;
+        file.read_exact(&mut preamble).map_err(|error| format!("truncated header at byte {start}: {error}"))?;
+        let entries = u64::from(u32::from_be_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]));
+        let data = u64::from(u32::from_be_bytes([preamble[12], preamble[13], preamble[14], preamble[15]]));
+        Ok(start + HEADER_PREAMBLE_SIZE + entries * HEADER_INDEX_ENTRY_SIZE + data)
+    };
+    let signature_end = section_end(&mut file, LEAD_SIZE)?.next_multiple_of(SIGNATURE_ALIGNMENT);
+    let headers_end = section_end(&mut file, signature_end)?;
+    let file_length = file.metadata().map_err(|error| error.to_string())?.len();
+    if headers_end > file_length {
+        return Err(format!("the headers claim {headers_end} bytes, the file has {file_length}"));
+    }
+    let mut headers = vec![0u8; headers_end as usize];
+    file.seek(SeekFrom::Start(0)).map_err(|error| error.to_string())?;
+    file.read_exact(&mut headers).map_err(|error| error.to_string())?;
+    let payload = std::io::BufReader::with_capacity(PAYLOAD_BUFFER, file);
+    rpm::PackageReader::parse(std::io::Cursor::new(headers).chain(payload)).map_err(|error| error.to_string())
 }
 
 fn check_identity(metadata: &rpm::PackageMetadata, identity: &PackageIdentity) -> Result<(), ImportError> {

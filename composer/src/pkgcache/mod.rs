@@ -335,7 +335,7 @@ mod tests {
     fn escapes_branch_components_as_rpm_ostree() {
         let cases = [
             ("bash", "bash"),
-            ("1:5.2.15-2.fc41.x86_64", "1_3A5.2.15-2.fc41.x86_64"),
+            ("1:5.2.15-2.fc41.x86_64", "1_3A5.2.15-2.fc41.x86__64"),
             ("python3_foo", "python3__foo"),
             ("gcc-c++", "gcc-c_2B_2B"),
             ("2.0~rc1^git", "2.0_7Erc1_5Egit"),

@@ -54,7 +54,7 @@ const COREUTILS_EXECUTABLES: [&str; 17] = [
     "/usr/bin/true",
 ];
 
-/// Directory modes, named by what they allow.
+/// Directories anyone may list and enter.
 const DIRECTORY_MODE: u16 = 0o755;
 /// World-writable with the sticky bit: `/tmp` and `/var/tmp`.
 const STICKY_DIRECTORY_MODE: u16 = 0o1777;
@@ -137,8 +137,8 @@ struct SystemUser {
 /// container image without util-linux).
 const NO_LOGIN_SHELL: &str = "/usr/sbin/nologin";
 
-/// The users of `setup`, by uid. `sshd` is Fedora's fixed uid 74; chrony's uid is allocated from
-/// the top of the system range as systemd-sysusers would.
+/// The users of `setup`, by uid. `sshd` is Fedora's fixed uid 74; Fedora allocates chrony's uid
+/// dynamically below 1000, exampleos fixes one (992) so that the packages are reproducible.
 const USERS: [SystemUser; 6] = [
     SystemUser { name: "root", id: 0, comment: "Super User", home: "/root", shell: "/bin/bash" },
     SystemUser { name: "bin", id: 1, comment: "bin", home: "/bin", shell: NO_LOGIN_SHELL },
@@ -211,7 +211,7 @@ fn stand_in_daemon(name: &str) -> String {
 fn service_unit(description: &str, after: &str, program: &str, extra_install: &str) -> String {
     format!(
         "[Unit]\nDescription={description}\nAfter={after}\n\n\
-         [Service]\nExecStart={program}\nRestart=on-failure\n\n\
+         [Service]\nExecStart={program}\n\n\
          [Install]\nWantedBy=multi-user.target\n{extra_install}"
     )
 }
@@ -284,8 +284,8 @@ fn bash(host: &HostFiles) -> RpmSpec {
     host.add_to(spec)
 }
 
-/// `install-info` stand-in run once after the whole transaction: adds coreutils to the info
-/// directory (creating it), once. Plain POSIX shell builtins, as `/bin/sh` runs it.
+/// `install-info` stand-in, run after the whole transaction: adds coreutils to the info directory
+/// (creating it) unless it is listed already. POSIX shell builtins only, as `/bin/sh` runs it.
 const COREUTILS_POST_TRANSACTION: &str = r##"# exampleos stand-in for install-info: list coreutils in the info directory.
 directory=/usr/share/info/dir
 entry='* Coreutils: (coreutils).       Core file, shell and text utilities.'
@@ -713,4 +713,44 @@ fn main() -> anyhow::Result<()> {
     repository.write_metadata().context("writing repository metadata")?;
     println!("exampleos repository: {} packages in {}", packages.len(), directory.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(name, evra)` of every package of an rpm-ostree JSON lockfile, read line by line (this
+    /// crate has no JSON parser; the lockfile is written one key per line).
+    fn locked_packages(lockfile: &str) -> Vec<(String, String)> {
+        let mut locked = Vec::new();
+        let mut name = None;
+        for line in lockfile.lines().map(str::trim) {
+            if let Some(key) = line.strip_suffix(": {") {
+                name = Some(key.trim_matches('"').to_string());
+            } else if let Some(value) = line.strip_prefix("\"evra\": ")
+                && let Some(name) = name.take()
+            {
+                locked.push((name, value.trim_end_matches(',').trim_matches('"').to_string()));
+            }
+        }
+        locked
+    }
+
+    #[test]
+    fn every_locked_package_is_built_at_its_locked_version() {
+        let lockfile_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/manifest-lock.x86_64.json");
+        let lockfile = std::fs::read_to_string(lockfile_path).unwrap();
+        let locked = locked_packages(&lockfile);
+        assert_eq!(locked.len(), 18, "{locked:?}");
+        let built: Vec<(String, String)> = packages()
+            .unwrap()
+            .iter()
+            .map(|spec| (spec.name().to_string(), format!("{}.{}", spec.evr(), spec.architecture())))
+            .collect();
+        for package in &locked {
+            assert!(built.contains(package), "{package:?} is locked but not built: {built:?}");
+        }
+        // The fast-track of manifest-lock.overrides.yaml.
+        assert!(built.contains(&("exampleos-release".to_string(), "1.1-1.noarch".to_string())));
+    }
 }
