@@ -154,17 +154,35 @@ fn write_repo_file(directory: &Path, repository: &Path) {
     .unwrap();
 }
 
-/// Paths the comparison leaves out: package-manager state that differs by design.
+/// Paths the comparison leaves out, each for a reason that is by design:
+/// - package-manager state: the rpmdb lives elsewhere, dnf keeps its own state, caches and logs;
+/// - `/var`: arbor turns it into tmpfiles.d entries (ostree convention), so its content is not in the tree;
+/// - `/etc/passwd` and `/etc/group`: split between /etc and /usr/lib (nss-altfiles), `/etc/machine-id`;
+/// - the ostree top-level layout: `/home`, `/root`, `/srv`, `/mnt`, `/media`, `/opt`, `/ostree`, `/sysroot`,
+///   `/tmp` and `/usr/local` become symlinks or mount points.
 fn ignored(path: &str) -> bool {
-    const IGNORED_PREFIXES: [&str; 8] = [
+    const IGNORED_PREFIXES: [&str; 21] = [
         "/usr/lib/sysimage/rpm",
         "/usr/share/rpm",
-        "/var/lib/dnf",
-        "/var/lib/rpm",
-        "/var/cache",
-        "/var/log",
-        "/root/.rpmdb",
+        "/var",
+        "/root",
         "/usr/lib/tmpfiles.d/arbor-autovar.conf",
+        "/etc/passwd",
+        "/etc/group",
+        "/usr/lib/passwd",
+        "/usr/lib/group",
+        "/etc/machine-id",
+        "/home",
+        "/srv",
+        "/mnt",
+        "/media",
+        "/opt",
+        "/ostree",
+        "/sysroot",
+        "/tmp",
+        "/usr/local",
+        "/usr/lib/opt",
+        "/etc/nsswitch.conf",
     ];
     IGNORED_PREFIXES.iter().any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
 }
@@ -180,12 +198,12 @@ fn listing(repo: &Path, reference: &str) -> BTreeMap<String, String> {
     let mut entries = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 6 {
-            continue;
-        }
-        let (mode, uid, gid, checksum, path) = (fields[0], fields[1], fields[2], fields[4], fields[5]);
+        // Files: MODE UID GID SIZE CHECKSUM PATH [-> TARGET]; directories carry two checksums.
+        let Some(path_index) = fields.iter().position(|field| field.starts_with('/')) else { continue };
+        let (mode, uid, gid, checksum) = (fields[0], fields[1], fields[2], fields[path_index - 1]);
+        let path = fields[path_index];
         let path = path.strip_prefix("/usr/etc").map_or(path.to_string(), |rest| format!("/etc{rest}"));
-        let target = fields.get(7).copied().unwrap_or("");
+        let target = fields.get(path_index + 2).copied().unwrap_or("");
         let value = if mode.starts_with('d') {
             format!("{mode} {uid} {gid}")
         } else {

@@ -148,7 +148,8 @@ fn open_package_reader(path: &Path) -> Result<rpm::PackageReader, String> {
     let section_end = |file: &mut std::fs::File, start: u64| -> Result<u64, String> {
         let mut preamble = [0u8; HEADER_PREAMBLE_SIZE as usize];
         file.seek(SeekFrom::Start(start)).map_err(|error| error.to_string())?;
-        file.read_exact(&mut preamble).map_err(|error| format!("truncated header at byte {start}: {error}"))?;
+        file.read_exact(&mut preamble)
+            .map_err(|error| format!("truncated header at byte {start}: {error}"))?;
         let entries = u64::from(u32::from_be_bytes([preamble[8], preamble[9], preamble[10], preamble[11]]));
         let data = u64::from(u32::from_be_bytes([preamble[12], preamble[13], preamble[14], preamble[15]]));
         Ok(start + HEADER_PREAMBLE_SIZE + entries * HEADER_INDEX_ENTRY_SIZE + data)
