@@ -326,7 +326,10 @@ fn build_commit(
             gio::Cancellable::NONE,
         )
         .map_err(repository_error)?;
+    // Partial until the transaction has moved every object into place (see `PackageCache`'s imports).
+    repo.mark_commit_partial(&commit, true).map_err(repository_error)?;
     repo.commit_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
+    repo.mark_commit_partial(&commit, false).map_err(repository_error)?;
     let content_checksum = crate::commit::content_checksum(&tree);
 
     progress(ComposeEvent::Stage("publishing"));

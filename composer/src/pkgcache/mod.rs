@@ -186,8 +186,14 @@ impl PackageCache {
             commit: commit.to_string(),
             message,
         };
-        let (commit_variant, _state) =
+        let (commit_variant, state) =
             self.repo.load_commit(commit).map_err(|error| unreadable(error.to_string()))?;
+        if state.contains(ostree::RepoCommitState::PARTIAL) {
+            // Reached through its branch (or just imported): ostree writes branches only once every
+            // object of the transaction is in place, so this is a complete commit whose run was killed
+            // before it cleared the mark (see `import_missing`).
+            self.repo.mark_commit_partial(commit, false).map_err(|error| unreadable(error.to_string()))?;
+        }
         let metadata = glib::VariantDict::new(Some(&commit_variant.child_value(0)));
         let string = |key: &str| metadata.lookup_value(key, None).and_then(|value| value.get::<String>());
         let format =
@@ -291,7 +297,14 @@ impl PackageCache {
                         let Some(&index) = missing.get(position) else { return };
                         let (identity, rpm_path) = &packages[index];
                         let _span = tracing::info_span!("import", package.nevra = %identity.nevra).entered();
-                        match import::import_package(&repo, rpm_path, identity) {
+                        // Until the transaction has moved every staged object into place, the commit can
+                        // be there without its tree (ostree renames objects in directory order): mark it
+                        // partial, as ostree's pull does, so that a run killed meanwhile leaves a commit
+                        // that `ostree fsck` knows to be incomplete. (Lookups go through branches, which
+                        // the transaction writes last.)
+                        let imported = import::import_package(&repo, rpm_path, identity)
+                            .and_then(|imported| mark_partial(&repo, identity, imported));
+                        match imported {
                             Ok(imported) => {
                                 repo.transaction_set_ref(None, &identity.branch(), Some(&imported.commit));
                                 results
@@ -317,13 +330,31 @@ impl PackageCache {
         });
         // Commit what was imported even if something failed: those packages are complete and valid.
         self.repo.commit_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
+        let results = results.into_inner().unwrap_or_else(|poison| poison.into_inner());
+        for (_, imported) in &results {
+            self.repo.mark_commit_partial(&imported.commit, false).map_err(repository_error)?;
+        }
         if let Some(error) = failure.into_inner().unwrap_or_else(|poison| poison.into_inner()) {
             return Err(error);
         }
         if cancellation.is_cancelled() {
             return Err(PackageCacheError::Cancelled);
         }
-        Ok(results.into_inner().unwrap_or_else(|poison| poison.into_inner()))
+        Ok(results)
+    }
+}
+
+/// Marks the commit of a package imported in the running transaction as partial; see `import_missing`.
+fn mark_partial(
+    repo: &ostree::Repo,
+    identity: &PackageIdentity,
+    imported: ImportedPackage,
+) -> Result<ImportedPackage, ImportError> {
+    match repo.mark_commit_partial(&imported.commit, true) {
+        Ok(()) => Ok(imported),
+        Err(error) => {
+            Err(ImportError::Ostree { package: identity.nevra.clone(), message: error.to_string() })
+        }
     }
 }
 
