@@ -5,7 +5,6 @@
 //! repository, whose branch moves only after the whole commit is there.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -15,12 +14,9 @@ use ostree::glib;
 
 use crate::assemble::{Checkout, read_capability};
 use crate::capabilities::CAPABILITY_XATTR;
+use crate::file_object::{FileObjectMetadata, write_file_object};
 use crate::pkgcache::import::directory_metadata;
 use crate::pkgcache::manifest::MODE_TYPE_MASK;
-
-/// Files up to this size are read whole; larger ones are streamed into the repository.
-const INLINE_FILE_LIMIT: u64 = 4 << 20;
-const STREAM_CHUNK: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -172,41 +168,14 @@ impl TreeWriter<'_> {
         let xattrs = xattrs.to_variant();
         let mut file = std::fs::File::open(path).map_err(|error| io_error(path, error))?;
         let size = metadata.len();
-        let checksum = if size <= INLINE_FILE_LIMIT {
-            let mut content = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut content).map_err(|error| io_error(path, error))?;
-            self.repo
-                .write_regfile_inline(
-                    None,
-                    metadata.uid(),
-                    metadata.gid(),
-                    metadata.mode(),
-                    Some(&xattrs),
-                    &content,
-                    gio::Cancellable::NONE,
-                )
-                .map_err(|error| io_error(path, error))?
-                .to_string()
-        } else {
-            let writer = self
-                .repo
-                .write_regfile(None, metadata.uid(), metadata.gid(), metadata.mode(), size, Some(&xattrs))
-                .map_err(|error| io_error(path, error))?;
-            let mut buffer = vec![0u8; STREAM_CHUNK];
-            let mut remaining = size;
-            while remaining > 0 {
-                let read = file.read(&mut buffer).map_err(|error| io_error(path, error))?;
-                if read == 0 {
-                    return Err(io_error(path, "the file shrank while it was being committed"));
-                }
-                let read = read.min(remaining as usize);
-                writer
-                    .write_all(&buffer[..read], gio::Cancellable::NONE)
-                    .map_err(|error| io_error(path, error))?;
-                remaining -= read as u64;
-            }
-            writer.finish(gio::Cancellable::NONE).map_err(|error| io_error(path, error))?.to_string()
+        let object = FileObjectMetadata {
+            uid: metadata.uid(),
+            gid: metadata.gid(),
+            mode: metadata.mode(),
+            xattrs: &xattrs,
         };
+        let checksum = write_file_object(self.repo, &object, size, &mut file, &mut |_| {})
+            .map_err(|error| io_error(path, error))?;
         self.statistics.objects_written += 1;
         self.statistics.bytes_written += size;
         Ok(checksum)

@@ -9,6 +9,7 @@ pub mod commit;
 pub mod compose;
 pub mod download;
 pub mod fetch;
+pub mod file_object;
 pub mod filelists;
 pub mod inputhash;
 pub mod lock_update;

@@ -15,13 +15,8 @@ use sha2::Digest;
 use super::manifest::{self, FLAG_CONFIGURATION, FLAG_DOCUMENTATION, MODE_DIRECTORY, ManifestEntry};
 use super::{PackageIdentity, metadata_keys};
 use crate::capabilities::{CAPABILITY_XATTR, capability_xattr};
+use crate::file_object::{FileObjectError, FileObjectMetadata, write_file_object};
 use crate::scriptlets::PackageScripts;
-
-/// Files up to this size are read into memory and written in one call; larger ones are streamed so that a
-/// huge file never needs a huge buffer.
-const INLINE_FILE_LIMIT: usize = 4 << 20;
-/// Read buffer for streamed files.
-const STREAM_CHUNK: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -337,54 +332,24 @@ impl Importer<'_> {
         xattrs: &glib::Variant,
     ) -> Result<String, ImportError> {
         let mut hasher = digest.as_ref().and_then(|(algorithm, _)| FileHasher::for_algorithm(*algorithm));
-        let read_error = |error: std::io::Error| self.mismatch(path, format!("reading the payload: {error}"));
-        let checksum = if size <= INLINE_FILE_LIMIT {
-            let mut content = Vec::with_capacity(size);
-            file.take(size as u64 + 1).read_to_end(&mut content).map_err(read_error)?;
-            if content.len() != size {
-                return Err(self.mismatch(path, format!("header size {size}, payload has {}", content.len())));
-            }
+        let metadata = FileObjectMetadata { uid: 0, gid: 0, mode, xattrs };
+        let written = write_file_object(self.repo, &metadata, size as u64, file, &mut |bytes| {
             if let Some(hasher) = hasher.as_mut() {
-                hasher.update(&content);
+                hasher.update(bytes);
             }
-            self.check_digest(path, hasher, &digest)?;
-            self.repo
-                .write_regfile_inline(None, 0, 0, mode, Some(xattrs), &content, gio::Cancellable::NONE)
-                .map_err(|error| self.ostree_error(error))?
-        } else {
-            let writer = self
-                .repo
-                .write_regfile(None, 0, 0, mode, size as u64, Some(xattrs))
-                .map_err(|error| self.ostree_error(error))?;
-            let mut buffer = vec![0u8; STREAM_CHUNK];
-            let mut remaining = size;
-            while remaining > 0 {
-                let wanted = remaining.min(buffer.len());
-                let read = file.read(&mut buffer[..wanted]).map_err(read_error)?;
-                if read == 0 {
-                    return Err(self.mismatch(path, format!("payload ended {remaining} bytes early")));
-                }
-                if let Some(hasher) = hasher.as_mut() {
-                    hasher.update(&buffer[..read]);
-                }
-                writer
-                    .write_all(&buffer[..read], gio::Cancellable::NONE)
-                    .map_err(|error| self.ostree_error(error))?;
-                remaining -= read;
-            }
-            let mut probe = [0u8; 1];
-            if file.read(&mut probe).map_err(read_error)? != 0 {
-                return Err(self.mismatch(path, format!("payload is longer than the header size {size}")));
-            }
-            self.check_digest(path, hasher, &digest)?;
-            writer.finish(gio::Cancellable::NONE).map_err(|error| self.ostree_error(error))?
+        });
+        let checksum = match written {
+            Ok(checksum) => checksum,
+            Err(FileObjectError::Ostree(error)) => return Err(self.ostree_error(error)),
+            Err(error) => return Err(self.mismatch(path, format!("payload: {error} (header size {size})"))),
         };
+        self.check_digest(path, hasher, &digest)?;
         self.objects_written += 1;
         self.bytes_written += size as u64;
         if let Some((_, hex)) = digest {
-            self.object_by_digest.insert(hex, checksum.to_string());
+            self.object_by_digest.insert(hex, checksum.clone());
         }
-        Ok(checksum.to_string())
+        Ok(checksum)
     }
 
     fn check_digest(
