@@ -8,6 +8,7 @@ use ostree::glib;
 use ostree::glib::prelude::*;
 use serde_json::Value;
 
+use crate::lock_update::civil_from_days;
 use crate::resolve::{Resolution, ResolvedPackage};
 
 pub const VERSION: &str = "version";
@@ -92,20 +93,6 @@ pub fn expand_date(prefix: &str, timestamp: u64) -> String {
     }
     output.push_str(rest);
     output
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// rpm-ostree's automatic versioning: `PREFIX` + suffix + N, where N is one more than the previous
