@@ -13,6 +13,7 @@ pub mod file_object;
 pub mod filelists;
 pub mod inputhash;
 pub mod lock_update;
+pub mod oci;
 pub mod passwd;
 pub mod pkgcache;
 pub mod postprocess;

@@ -26,6 +26,7 @@ pub mod host_files;
 pub mod http_server;
 pub mod keys;
 pub mod os_fixture;
+pub mod registry;
 pub mod repository;
 pub mod root;
 pub mod rpm_builder;

@@ -1,0 +1,1 @@
+//! Chunk planning: which components (packages, unpackaged content, rpmdb, kernel) share a layer.
