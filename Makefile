@@ -75,13 +75,17 @@ corpus:
 	@test -f $(CORPUS_DIR)/gen0/repodata/repomd.xml || { \
 		$(CORPUS_TOOL) fetch --seed ../shared/corpus/seed-coreos-like.txt --cache $(CORPUS_DIR)/cache && \
 		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen0; }
-	@test -f $(CORPUS_DIR)/gen1/repodata/repomd.xml || \
-		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen1 --generation 1
+	@for generation in 1 2 3 4 5 6 7 8 9 10 11 12; do \
+		test -f $(CORPUS_DIR)/gen$$generation/repodata/repomd.xml || \
+		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen$$generation --generation $$generation || exit 1; \
+	done
 
 bench: deps corpus
 	$(CARGO) bench -p treefiles --bench render
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench resolve
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench compose
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench chunking
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench image
 
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:

@@ -26,9 +26,12 @@ enum Command {
     /// Read, show, merge and update lockfiles.
     #[command(subcommand)]
     Lockfile(commands::lockfile::LockfileCommand),
-    /// Compose: depsolve (and, later, build ostree commits and images).
+    /// Compose: depsolve, build ostree commits and chunked OCI images.
     #[command(subcommand)]
     Compose(commands::compose::ComposeCommand),
+    /// Chunked OCI images of ostree commits: encapsulate, verify, diff.
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Treefile(command) => commands::treefile::run(command),
         Command::Lockfile(command) => commands::lockfile::run(command),
         Command::Compose(command) => commands::compose::run(command),
+        Command::Image(command) => commands::image::run(command),
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,8 @@ pub enum ComposeCommand {
     Tree(Box<super::compose_tree::TreeArgs>),
     /// Show the package changes between two commits.
     Diff(super::compose_tree::DiffArgs),
+    /// Compose the treefile into a chunked OCI image (compose tree + encapsulate + write or push).
+    Image(Box<super::image::ComposeImageArgs>),
 }
 
 /// Which lockfiles constrain depsolving.
@@ -120,6 +122,7 @@ pub fn run(command: ComposeCommand) -> anyhow::Result<ExitCode> {
     match command {
         ComposeCommand::Tree(arguments) => super::compose_tree::run_tree(*arguments),
         ComposeCommand::Diff(arguments) => super::compose_tree::run_diff(arguments),
+        ComposeCommand::Image(arguments) => super::image::run_compose_image(*arguments),
         ComposeCommand::Resolve { treefile, lockfiles, cache, json } => {
             let flattened = match load_treefile(&treefile) {
                 Ok(flattened) => flattened,

@@ -16,13 +16,11 @@ use treefiles::lockfile::write_atomically;
 use super::compose::{CacheArgs, LockfileArgs, default_lockfiles, read_lockfiles, runtime};
 use super::{TreefileArgs, load_treefile};
 
+/// What every compose reads: the treefile, its lockfiles, the cache, and the commit's fixed inputs.
 #[derive(Debug, Clone, Args)]
-pub struct TreeArgs {
+pub struct ComposeInputs {
     #[command(flatten)]
     pub treefile: TreefileArgs,
-    /// The ostree repository to commit to (created bare-user if the directory does not exist).
-    #[arg(long)]
-    pub repo: PathBuf,
     #[command(flatten)]
     pub lockfiles: LockfileArgs,
     #[command(flatten)]
@@ -36,9 +34,6 @@ pub struct TreeArgs {
     /// Compose even if nothing changed since the previous commit.
     #[arg(long)]
     pub force_nocache: bool,
-    /// Resolve and show what would be composed; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
     /// Commit timestamp for reproducible composes (default: $SOURCE_DATE_EPOCH, else now).
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
@@ -47,58 +42,108 @@ pub struct TreeArgs {
     pub add_metadata_strings: Vec<(String, String)>,
 }
 
-pub fn run_tree(arguments: TreeArgs) -> anyhow::Result<ExitCode> {
-    let flattened = match load_treefile(&arguments.treefile) {
+#[derive(Debug, Clone, Args)]
+pub struct TreeArgs {
+    #[command(flatten)]
+    pub inputs: ComposeInputs,
+    /// The ostree repository to commit to (created bare-user if the directory does not exist).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Resolve and show what would be composed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A loaded treefile with its lockfiles and a fetcher, ready to resolve and compose.
+pub struct PreparedCompose {
+    pub flattened: treefiles::Flattened,
+    pub lock: LockSettings,
+    pub fetcher: composer::fetch::Fetcher,
+}
+
+/// Loads the treefile and lockfiles; `Err(code)` after printing the problems found in them.
+pub fn prepare(inputs: &ComposeInputs) -> anyhow::Result<Result<PreparedCompose, ExitCode>> {
+    let flattened = match load_treefile(&inputs.treefile) {
         Ok(flattened) => flattened,
-        Err(problems) => return Ok(super::fail_with(&problems)),
+        Err(problems) => return Ok(Err(super::fail_with(&problems))),
     };
-    let treefile_path = &arguments.treefile.treefile;
-    let paths = if arguments.lockfiles.no_lockfiles {
+    let paths = if inputs.lockfiles.no_lockfiles {
         Vec::new()
-    } else if arguments.lockfiles.lockfiles.is_empty() {
-        default_lockfiles(treefile_path, &arguments.treefile.arch, true)
+    } else if inputs.lockfiles.lockfiles.is_empty() {
+        default_lockfiles(&inputs.treefile.treefile, &inputs.treefile.arch, true)
     } else {
-        arguments.lockfiles.lockfiles.clone()
+        inputs.lockfiles.lockfiles.clone()
     };
     let lockfile = match read_lockfiles(&paths) {
         Ok(lockfile) => lockfile,
-        Err(code) => return Ok(code),
+        Err(code) => return Ok(Err(code)),
     };
-    let lock = LockSettings { lockfile, strict: arguments.lockfiles.lockfile_strict };
-    let fetcher = arguments.cache.fetcher()?;
-    let options = ComposeOptions {
-        repo: arguments.repo.clone(),
-        cache_directory: fetcher.options().cache_directory.clone(),
-        force: arguments.force_nocache,
-        dry_run: arguments.dry_run,
-        source_date_epoch: arguments.source_date_epoch,
-        add_metadata_strings: arguments.add_metadata_strings.iter().cloned().collect::<BTreeMap<_, _>>(),
-        threads: std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    let progress = Progress::new();
-    let summary = runtime()?.block_on(async {
-        let resolution = resolve(&fetcher, &flattened, &lock)
+    let lock = LockSettings { lockfile, strict: inputs.lockfiles.lockfile_strict };
+    let fetcher = inputs.cache.fetcher()?;
+    Ok(Ok(PreparedCompose { flattened, lock, fetcher }))
+}
+
+impl PreparedCompose {
+    /// Depsolves, printing warnings and writing `--write-lockfile-to`.
+    pub async fn resolve(&self, inputs: &ComposeInputs) -> anyhow::Result<composer::resolve::Resolution> {
+        let treefile_path = &inputs.treefile.treefile;
+        let resolution = resolve(&self.fetcher, &self.flattened, &self.lock)
             .await
             .with_context(|| format!("resolving {}", treefile_path.display()))?;
         for warning in &resolution.warnings {
             eprintln!("warning: {warning}");
         }
-        if let Some(path) = &arguments.write_lockfile_to {
+        if let Some(path) = &inputs.write_lockfile_to {
             let lockfile = lockfile_from_resolution(&resolution, now(), false);
             write_atomically(path, lockfile.to_json_string().as_bytes())
                 .with_context(|| format!("writing lockfile {}", path.display()))?;
         }
-        compose_tree(&fetcher, &flattened, resolution, &options, &|event| progress.show(event))
-            .await
-            .with_context(|| format!("composing {}", treefile_path.display()))
-    })?;
-    progress.finish();
-    print_summary(&summary);
-    if let Some(path) = &arguments.write_composejson_to {
-        let text = serde_json::to_string_pretty(&summary.to_json()).context("rendering compose JSON")?;
-        write_atomically(path, format!("{text}\n").as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(resolution)
     }
+
+    /// Composes `resolution` into `repo` with a progress display, then writes `--write-composejson-to`.
+    pub async fn compose(
+        &self,
+        inputs: &ComposeInputs,
+        repo: &std::path::Path,
+        dry_run: bool,
+        resolution: composer::resolve::Resolution,
+    ) -> anyhow::Result<ComposeSummary> {
+        let options = ComposeOptions {
+            repo: repo.to_path_buf(),
+            cache_directory: self.fetcher.options().cache_directory.clone(),
+            force: inputs.force_nocache,
+            dry_run,
+            source_date_epoch: inputs.source_date_epoch,
+            add_metadata_strings: inputs.add_metadata_strings.iter().cloned().collect::<BTreeMap<_, _>>(),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let progress = Progress::new();
+        let summary = compose_tree(&self.fetcher, &self.flattened, resolution, &options, &|event| progress.show(event))
+            .await
+            .with_context(|| format!("composing {}", inputs.treefile.treefile.display()));
+        progress.finish();
+        let summary = summary?;
+        if let Some(path) = &inputs.write_composejson_to {
+            let text = serde_json::to_string_pretty(&summary.to_json()).context("rendering compose JSON")?;
+            write_atomically(path, format!("{text}\n").as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(summary)
+    }
+}
+
+pub fn run_tree(arguments: TreeArgs) -> anyhow::Result<ExitCode> {
+    let inputs = &arguments.inputs;
+    let prepared = match prepare(inputs)? {
+        Ok(prepared) => prepared,
+        Err(code) => return Ok(code),
+    };
+    let summary = runtime()?.block_on(async {
+        let resolution = prepared.resolve(inputs).await?;
+        prepared.compose(inputs, &arguments.repo, arguments.dry_run, resolution).await
+    })?;
+    print_summary(&summary);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -115,7 +160,7 @@ fn now() -> u64 {
         .map_or(0, |duration| duration.as_secs())
 }
 
-fn print_summary(summary: &ComposeSummary) {
+pub fn print_summary(summary: &ComposeSummary) {
     if summary.unchanged {
         println!(
             "No changes since {} (inputhash {}); nothing composed.",

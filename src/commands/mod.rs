@@ -2,6 +2,7 @@
 
 pub mod compose;
 pub mod compose_tree;
+pub mod image;
 pub mod lockfile;
 pub mod treefile;
 

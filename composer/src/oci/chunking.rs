@@ -1,1 +1,0 @@
-//! Chunk planning: which components (packages, unpackaged content, rpmdb, kernel) share a layer.
