@@ -88,8 +88,8 @@ fn main() {
     );
 
     // Push against skopeo, each to an empty registry.
-    let ours = TestRegistry::start();
-    let theirs = TestRegistry::start();
+    let ours = TestRegistry::start().expect("starting docker-registry");
+    let theirs = TestRegistry::start().expect("starting docker-registry");
     let started = Instant::now();
     let pushed = arbor(&[
         "image",

@@ -119,33 +119,48 @@ struct Search<'a> {
     moved: usize,
 }
 
+/// The part of a move's gain that depends only on the layer it leaves.
+#[derive(Debug, Clone, Copy)]
+struct Leaving {
+    source: usize,
+    group: SourceStats,
+    /// Weekly cost of the layer before and after the move.
+    before: f64,
+    after: f64,
+    churn: f64,
+}
+
 impl Search<'_> {
-    /// Net gain (amortized bytes) of moving `source` out of layer `from`.
-    fn gain(&self, from: usize, source: usize, target: Target) -> Option<f64> {
-        let before = &self.stats[from];
-        let group = *before.sources.get(&source)?;
-        if before.sources.len() < 2 {
+    fn leaving(&self, from: usize, source: usize) -> Option<Leaving> {
+        let stats = &self.stats[from];
+        let group = *stats.sources.get(&source)?;
+        if stats.sources.len() < 2 {
             return None;
         }
-        let from_size = before.size - group.size;
-        let from_after = (1.0 - before.stay_without(source)) * from_size;
-        let mut churn = 0.0;
-        if self.params.churn && !self.layers[from].dirty {
-            churn += before.stay * from_size;
-        }
-        let (to_before, to_after) = match target {
-            Target::New => (0.0, group.probability * group.size),
+        let size = stats.size - group.size;
+        let after = (1.0 - stats.stay_without(source)) * size;
+        let churn = if self.params.churn && !self.layers[from].dirty { stats.stay * size } else { 0.0 };
+        Some(Leaving { source, group, before: stats.cost(), after, churn })
+    }
+
+    /// Net gain (amortized bytes) of the move.
+    fn gain_with(&self, leaving: &Leaving, target: Target) -> f64 {
+        let group = leaving.group;
+        let (before, after, churn) = match target {
+            Target::New => (0.0, group.probability * group.size, 0.0),
             Target::Existing(to) => {
                 let stats = &self.stats[to];
                 let size = stats.size + group.size;
-                if self.params.churn && !self.layers[to].dirty {
-                    churn += stats.stay * size;
-                }
-                (stats.cost(), (1.0 - stats.stay_with(source, group.probability)) * size)
+                let churn = if self.params.churn && !self.layers[to].dirty { stats.stay * size } else { 0.0 };
+                (stats.cost(), (1.0 - stats.stay_with(leaving.source, group.probability)) * size, churn)
             }
         };
-        let weekly = from_after + to_after - before.cost() - to_before;
-        Some(-self.params.horizon * weekly - churn)
+        let weekly = leaving.after + after - leaving.before - before;
+        -self.params.horizon * weekly - leaving.churn - churn
+    }
+
+    fn gain(&self, from: usize, source: usize, target: Target) -> Option<f64> {
+        self.leaving(from, source).map(|leaving| self.gain_with(&leaving, target))
     }
 
     fn package_layers(&self) -> usize {
@@ -175,29 +190,34 @@ impl Search<'_> {
         delta
     }
 
-    fn best_moves(&self, threshold: f64) -> Vec<Move> {
+    /// The best paying move of every source group. Only pairs involving a layer in `changed` are
+    /// looked at: the others were found not to pay in the previous pass.
+    fn best_moves(&self, threshold: f64, changed: &[bool]) -> Vec<Move> {
         let can_open = self.package_layers() < self.params.package_budget;
+        let targets: Vec<usize> = (0..self.layers.len())
+            .filter(|&to| !self.layers[to].special && !self.layers[to].items.is_empty())
+            .collect();
         let mut moves = Vec::new();
         for from in 0..self.layers.len() {
             if self.layers[from].special || self.stats[from].sources.len() < 2 {
                 continue;
             }
+            let every_target = changed.get(from).copied().unwrap_or(true);
             for &source in self.stats[from].sources.keys() {
-                let mut targets: Vec<Target> = (0..self.layers.len())
-                    .filter(|&to| to != from && !self.layers[to].special && !self.layers[to].items.is_empty())
-                    .map(Target::Existing)
-                    .collect();
-                if can_open {
-                    targets.push(Target::New);
-                }
+                let Some(leaving) = self.leaving(from, source) else { continue };
                 let mut best: Option<Move> = None;
-                for target in targets {
-                    if let Some(gain) = self.gain(from, source, target)
-                        && gain > threshold
-                        && best.is_none_or(|best| gain > best.gain)
-                    {
+                let mut consider = |target: Target, gain: f64| {
+                    if gain > threshold && best.is_none_or(|best| gain > best.gain) {
                         best = Some(Move { gain, from, source, target });
                     }
+                };
+                for &to in &targets {
+                    if to != from && (every_target || changed.get(to).copied().unwrap_or(true)) {
+                        consider(Target::Existing(to), self.gain_with(&leaving, Target::Existing(to)));
+                    }
+                }
+                if can_open && every_target {
+                    consider(Target::New, self.gain_with(&leaving, Target::New));
                 }
                 moves.extend(best);
             }
@@ -212,19 +232,19 @@ impl Search<'_> {
         moves
     }
 
-    /// Applies `candidate` if it still pays and fits the budgets.
-    fn try_apply(&mut self, candidate: Move, threshold: f64) -> bool {
+    /// Applies `candidate` if it still pays and fits the budgets; returns the layer moved to.
+    fn try_apply(&mut self, candidate: Move, threshold: f64) -> Option<usize> {
         if candidate.target == Target::New && self.package_layers() >= self.params.package_budget {
-            return false;
+            return None;
         }
         match self.gain(candidate.from, candidate.source, candidate.target) {
             Some(gain) if gain > threshold => {}
-            _ => return false,
+            _ => return None,
         }
         let delta = self.moved_delta(candidate.from, candidate.source, candidate.target);
         let moved = self.moved.saturating_add_signed(delta);
         if self.params.moved_budget.is_some_and(|budget| moved > budget) && delta > 0 {
-            return false;
+            return None;
         }
         let inputs = self.inputs;
         let source = candidate.source;
@@ -245,7 +265,7 @@ impl Search<'_> {
         self.layers[to].dirty = true;
         self.stats[to] = LayerStats::new(&self.layers[to].items, inputs);
         self.moved = moved;
-        true
+        Some(to)
     }
 }
 
@@ -268,13 +288,19 @@ pub(super) fn improve(
         }
     }
     let mut search = Search { layers, stats, inputs, item_origin, params: *params, moved };
+    let mut changed: Vec<bool> = Vec::new();
     for _ in 0..MAX_IMPROVEMENT_PASSES {
-        let candidates = search.best_moves(threshold);
+        let candidates = search.best_moves(threshold, &changed);
+        changed = vec![false; search.layers.len()];
         let mut applied = false;
         for candidate in candidates {
-            applied |= search.try_apply(candidate, threshold);
+            if let Some(to) = search.try_apply(candidate, threshold) {
+                changed.resize(search.layers.len(), true);
+                changed[candidate.from] = true;
+                changed[to] = true;
+                applied = true;
+            }
         }
-        if std::env::var_os("CHUNK_DEBUG").is_some() { eprintln!("pass: {} candidates churn={} applied={applied}", 0, params.churn); }
         if !applied {
             break;
         }
