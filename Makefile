@@ -49,6 +49,28 @@ demo: deps build
 	@echo
 	@echo "== composing again: unchanged inputs stop at the input hash"
 	@$(ARBOR) compose tree examples/manifest.yaml --arch x86_64 --repo $(DEMO_DIR)/ostree --cachedir $(DEMO_DIR)/cache
+	@echo
+	@echo "== arbor compose image examples/manifest.yaml --output oci:$(DEMO_DIR)/images:testing-devel (chunked OCI image)"
+	@$(ARBOR) compose image examples/manifest.yaml --arch x86_64 --repo $(DEMO_DIR)/ostree \
+		--cachedir $(DEMO_DIR)/cache --output oci:$(DEMO_DIR)/images:testing-devel --label org.opencontainers.image.title=exampleos
+	@echo
+	@echo "== arbor image verify (imported as a bootc / rpm-ostree client would, then ostree fsck)"
+	@$(ARBOR) image verify oci:$(DEMO_DIR)/images:testing-devel
+	@echo
+	@echo "== pushing to a local registry (docker-registry on 127.0.0.1)"
+	@scripts/local-registry stop $(DEMO_DIR)/registry
+	@registry=$$(scripts/local-registry start $(DEMO_DIR)/registry) && \
+	trap 'scripts/local-registry stop $(DEMO_DIR)/registry' EXIT && \
+	$(ARBOR) image copy oci:$(DEMO_DIR)/images:testing-devel registry:$$registry/exampleos/os:testing-devel --tls-verify=false && \
+	echo && echo "== skopeo inspect docker://$$registry/exampleos/os:testing-devel" && \
+	skopeo inspect --tls-verify=false docker://$$registry/exampleos/os:testing-devel && \
+	echo && echo "== composing the image again: the registry image has the same input hash" && \
+	$(ARBOR) compose image examples/manifest.yaml --arch x86_64 --repo $(DEMO_DIR)/ostree \
+		--cachedir $(DEMO_DIR)/cache --output registry:$$registry/exampleos/os:testing-devel --tls-verify=false && \
+	echo && echo "== a bootc host switches to it with (the registry must be listed as insecure in" && \
+	echo "   /etc/containers/registries.conf.d/ for plain HTTP):" && \
+	echo "   bootc switch $$registry/exampleos/os:testing-devel" && \
+	echo "   rpm-ostree rebase ostree-unverified-registry:$$registry/exampleos/os:testing-devel"
 
 lint:
 	$(CARGO) fmt --all --check

@@ -191,7 +191,7 @@ fn run(corpus: &Path) -> Result<(), String> {
         if !packages.is_empty() {
             changed.insert(RPMDB.to_string());
         }
-        if week % UNPACKAGED_CHANGE_PERIOD == 0 {
+        if week.is_multiple_of(UNPACKAGED_CHANGE_PERIOD) {
             changed.insert(UNPACKAGED.to_string());
         }
         changed

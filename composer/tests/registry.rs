@@ -398,17 +398,24 @@ const BENCHMARK_ROUNDS: usize = 3;
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: writes and pushes about 1 GiB"]
 async fn push_benchmark() {
-    let root = std::env::var_os("ARBOR_REGISTRY_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
-    let directory = tempfile::Builder::new().prefix("arbor-registry-bench-").tempdir_in(root).expect("tempdir");
+    let root =
+        std::env::var_os("ARBOR_REGISTRY_BENCH_DIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    let directory =
+        tempfile::Builder::new().prefix("arbor-registry-bench-").tempdir_in(root).expect("tempdir");
     let layout = directory.path().join("layout");
     // Sizes spread over 8..24 MiB by a fixed permutation of 64 steps of 256 KiB (average ~16 MiB).
-    let sizes: Vec<usize> = (0..BENCHMARK_LAYERS).map(|index| 8 * MIB + (index * 37 % 64) * 256 * 1024).collect();
+    let sizes: Vec<usize> =
+        (0..BENCHMARK_LAYERS).map(|index| 8 * MIB + (index * 37 % 64) * 256 * 1024).collect();
     let written = Instant::now();
     let image = write_test_layout(&layout, "bench", &random_layers(1000, &sizes)).expect("layout");
     let total: usize = sizes.iter().sum();
     eprintln!("wrote {} MiB in {} layers in {:?}", total / MIB, sizes.len(), written.elapsed());
     let options = RegistryOptions { tls_verify: false, ..options(directory.path()) };
-    let options = RegistryOptions { retry: RetryPolicy::default(), request_timeout: Duration::from_secs(60), ..options };
+    let options = RegistryOptions {
+        retry: RetryPolicy::default(),
+        request_timeout: Duration::from_secs(60),
+        ..options
+    };
 
     let mut ours = Vec::new();
     let mut skopeo = Vec::new();
@@ -418,15 +425,21 @@ async fn push_benchmark() {
         let started = Instant::now();
         let report = push_layout(&layout, Some("bench"), &destination, &options).await.expect("push");
         ours.push(started.elapsed());
-        assert_eq!((report.blobs_uploaded, report.manifest_digest.as_str()), (65, image.manifest_digest.as_str()));
+        assert_eq!(
+            (report.blobs_uploaded, report.manifest_digest.as_str()),
+            (65, image.manifest_digest.as_str())
+        );
         drop(registry);
 
         let registry = TestRegistry::start().expect("registry");
         let source = format!("oci:{}:bench", layout.display());
         let target = format!("docker://{}/bench/image:latest", registry.host());
         let started = Instant::now();
-        tool_stdout("skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", &source, &target])
-            .expect("skopeo copy");
+        tool_stdout(
+            "skopeo",
+            ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", &source, &target],
+        )
+        .expect("skopeo copy");
         skopeo.push(started.elapsed());
         let inspected = skopeo_inspect(&registry.host(), "bench/image:latest", false);
         assert_eq!(inspected["Digest"], image.manifest_digest.as_str(), "skopeo pushed the same image");
@@ -439,4 +452,39 @@ async fn push_benchmark() {
         best(&skopeo),
         best(&ours).as_secs_f64() / best(&skopeo).as_secs_f64()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_registry_issues_bearer_tokens_for_the_right_password_only() {
+    let registry = TestRegistry::start_with_token_auth().expect("start registry");
+    let tokens = registry.token_server().expect("token server");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let layout = directory.path().join("source");
+    let image = write_test_layout(&layout, "t", &random_layers(50, &[64 * KIB])).expect("layout");
+    let destination = reference(&registry.host(), "secure/app:t");
+
+    let mut options = options(directory.path());
+    options.auth_file = Some(registry.write_auth_file(TEST_USER, TEST_PASSWORD).expect("auth file"));
+    push_layout(&layout, Some("t"), &destination, &options).await.expect("push with a bearer token");
+    assert!(registry.tag_exists("secure/app", "t").expect("check tag"));
+    let requests = tokens.requests();
+    assert!(requests.iter().all(|request| request.with_credentials && request.granted), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.scopes.contains(&"repository:secure/app:pull,push".to_string())),
+        "{requests:?}"
+    );
+    let fetched = fetch_manifest(&destination, &options).await.expect("fetch with a bearer token");
+    assert_eq!(fetched.digest, image.manifest_digest);
+
+    let wrong_password = "not-the-token-password";
+    options.auth_file = Some(registry.write_auth_file(TEST_USER, wrong_password).expect("auth file"));
+    let error = push_layout(&layout, Some("t"), &reference(&registry.host(), "secure/other:t"), &options)
+        .await
+        .expect_err("the token server refuses the password");
+    let message = error.to_string();
+    assert!(error.is_authentication_failure(), "{message}");
+    assert!(message.contains(&registry.host()) && !message.contains(wrong_password), "{message}");
+    assert!(!registry.tag_exists("secure/other", "t").expect("check tag"));
 }

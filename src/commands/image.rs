@@ -354,7 +354,15 @@ pub fn run_compose_image(arguments: ComposeImageArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::SUCCESS);
         }
         let summary = prepared.compose(inputs, &repo, false, resolution).await?;
-        print_summary(&summary);
+        if summary.unchanged {
+            println!(
+                "{} at {} already has these inputs; encapsulating it.",
+                summary.reference,
+                summary.commit.as_deref().unwrap_or("?")
+            );
+        } else {
+            print_summary(&summary);
+        }
         let commit = summary.commit.clone().context("the compose produced no commit")?;
         encapsulate_and_deliver(&repo, &commit, &inputs.treefile.arch, &arguments.output, previous, scratch.path())
             .await?;

@@ -83,13 +83,23 @@ pub struct TestRegistry {
     child: Child,
     address: SocketAddr,
     directory: TempDir,
-    credentials: Option<(String, String)>,
+    auth: Authentication,
+}
+
+/// How a [`TestRegistry`] authenticates clients.
+#[derive(Debug)]
+enum Authentication {
+    Anonymous,
+    /// Basic authentication against an htpasswd file holding [`TEST_USER`].
+    Htpasswd,
+    /// Bearer tokens from a [`TokenServer`] that accepts [`TEST_USER`].
+    Token(TokenServer),
 }
 
 impl TestRegistry {
     /// Starts an anonymous registry on 127.0.0.1.
     pub fn start() -> Result<Self> {
-        Self::start_inner(None)
+        Self::start_inner(Authentication::Anonymous)
     }
 
     /// Starts a registry that requires basic authentication. Only the precomputed pair
@@ -100,10 +110,16 @@ impl TestRegistry {
                 "only the precomputed test credentials ({TEST_USER}, TEST_PASSWORD) have an htpasswd entry"
             );
         }
-        Self::start_inner(Some((user.to_string(), password.to_string())))
+        Self::start_inner(Authentication::Htpasswd)
     }
 
-    fn start_inner(credentials: Option<(String, String)>) -> Result<Self> {
+    /// Starts a registry that requires bearer tokens (distribution's token authentication), issued
+    /// by a [`TokenServer`] on 127.0.0.1 to [`TEST_USER`] with [`TEST_PASSWORD`]. Needs `openssl`.
+    pub fn start_with_token_auth() -> Result<Self> {
+        Self::start_inner(Authentication::Token(TokenServer::start()?))
+    }
+
+    fn start_inner(auth: Authentication) -> Result<Self> {
         let program = require_tool(DOCKER_REGISTRY)?;
         let directory = tempfile::Builder::new().prefix("arbor-registry-").tempdir()?;
         let log_path = directory.path().join("registry.log");
@@ -111,7 +127,7 @@ impl TestRegistry {
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
             let address = SocketAddr::from(([127, 0, 0, 1], port));
-            let config = write_config(directory.path(), address, credentials.is_some())?;
+            let config = write_config(directory.path(), address, &auth)?;
             let log = fs::File::create(&log_path).context("creating the registry log")?;
             let mut child = Command::new(&program)
                 .arg("serve")
@@ -122,7 +138,7 @@ impl TestRegistry {
                 .spawn()
                 .with_context(|| format!("starting {}", program.display()))?;
             match wait_until_ready(&mut child, address, &log_path) {
-                Ok(()) => return Ok(Self { child, address, directory, credentials }),
+                Ok(()) => return Ok(Self { child, address, directory, auth }),
                 Err(error) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -131,6 +147,14 @@ impl TestRegistry {
             }
         }
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("docker-registry did not start")))
+    }
+
+    /// The token server of a registry started with [`start_with_token_auth`](Self::start_with_token_auth).
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        match &self.auth {
+            Authentication::Token(server) => Some(server),
+            _ => None,
+        }
     }
 
     /// The last lines of the registry's log.
@@ -168,9 +192,16 @@ impl TestRegistry {
     pub fn tag_exists(&self, repository: &str, tag: &str) -> Result<bool> {
         let accept = format!("{OCI_MANIFEST_MEDIA_TYPE}, {OCI_INDEX_MEDIA_TYPE}");
         let mut headers = vec![("Accept".to_string(), accept)];
-        if let Some((user, password)) = &self.credentials {
-            let encoded = base64_encode(format!("{user}:{password}").as_bytes());
-            headers.push(("Authorization".to_string(), format!("Basic {encoded}")));
+        match &self.auth {
+            Authentication::Anonymous => {}
+            Authentication::Htpasswd => {
+                let encoded = base64_encode(format!("{TEST_USER}:{TEST_PASSWORD}").as_bytes());
+                headers.push(("Authorization".to_string(), format!("Basic {encoded}")));
+            }
+            Authentication::Token(server) => {
+                let token = server.issuer.mint(&[format!("repository:{repository}:pull")])?;
+                headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+            }
         }
         let path = format!("/v2/{repository}/manifests/{tag}");
         let response = http_request(self.address, "HEAD", &path, &headers)?;
@@ -222,7 +253,7 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn write_config(directory: &Path, address: SocketAddr, htpasswd: bool) -> Result<PathBuf> {
+fn write_config(directory: &Path, address: SocketAddr, auth: &Authentication) -> Result<PathBuf> {
     let storage = directory.join("storage");
     fs::create_dir_all(&storage)?;
     let mut config = format!(
@@ -234,13 +265,24 @@ fn write_config(directory: &Path, address: SocketAddr, htpasswd: bool) -> Result
          health:\n  storagedriver:\n    enabled: false\n",
         storage.display()
     );
-    if htpasswd {
-        let htpasswd_path = directory.join("htpasswd");
-        fs::write(&htpasswd_path, format!("{TEST_USER}:{TEST_PASSWORD_BCRYPT}\n"))?;
-        config.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: arbor-test\n    path: {}\n",
-            htpasswd_path.display()
-        ));
+    match auth {
+        Authentication::Anonymous => {}
+        Authentication::Htpasswd => {
+            let htpasswd_path = directory.join("htpasswd");
+            fs::write(&htpasswd_path, format!("{TEST_USER}:{TEST_PASSWORD_BCRYPT}\n"))?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: arbor-test\n    path: {}\n",
+                htpasswd_path.display()
+            ));
+        }
+        Authentication::Token(server) => {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                server.address,
+                server.issuer.certificate_path.display()
+            ));
+        }
     }
     let path = directory.join("config.yml");
     fs::write(&path, config)?;
@@ -430,6 +472,242 @@ fn relay_body(reader: &mut impl BufRead, writer: &mut impl Write, framing: Frami
         },
     }
     writer.flush()
+}
+
+/// The `service` (JWT audience) of the token-authenticated test registry.
+pub const TOKEN_SERVICE: &str = "arbor-test-registry";
+/// The issuer of the test tokens.
+const TOKEN_ISSUER: &str = "arbor-test-token-issuer";
+/// How long a test token is valid.
+const TOKEN_LIFETIME_SECONDS: u64 = 300;
+/// How far back `nbf` is set, so that a registry whose clock is slightly behind accepts the token.
+const TOKEN_CLOCK_SKEW_SECONDS: u64 = 60;
+/// The RSA key size of the throwaway token signing key.
+const TOKEN_KEY_BITS: &str = "rsa:2048";
+
+/// Signs registry tokens (JWT, RS256) with a throwaway key whose self-signed certificate the
+/// registry trusts (`rootcertbundle`); the certificate travels in the token's `x5c` header.
+#[derive(Debug)]
+struct TokenIssuer {
+    _directory: TempDir,
+    key_path: PathBuf,
+    certificate_path: PathBuf,
+    /// The certificate in DER, standard base64 (the `x5c` encoding).
+    certificate_base64: String,
+    minted: AtomicU64,
+}
+
+impl TokenIssuer {
+    fn create() -> Result<Self> {
+        let directory = tempfile::Builder::new().prefix("arbor-token-issuer-").tempdir()?;
+        let key_path = directory.path().join("key.pem");
+        let certificate_path = directory.path().join("certificate.pem");
+        crate::tools::run_tool(
+            "openssl",
+            [
+                "req".as_ref(),
+                "-x509".as_ref(),
+                "-newkey".as_ref(),
+                TOKEN_KEY_BITS.as_ref(),
+                "-nodes".as_ref(),
+                "-days".as_ref(),
+                "2".as_ref(),
+                "-subj".as_ref(),
+                format!("/CN={TOKEN_ISSUER}").as_ref(),
+                "-keyout".as_ref(),
+                key_path.as_os_str(),
+                "-out".as_ref(),
+                certificate_path.as_os_str(),
+            ],
+        )?;
+        let der = crate::tools::run_tool(
+            "openssl",
+            [
+                "x509".as_ref(),
+                "-in".as_ref(),
+                certificate_path.as_os_str(),
+                "-outform".as_ref(),
+                "DER".as_ref(),
+            ],
+        )?
+        .stdout;
+        Ok(Self {
+            _directory: directory,
+            key_path,
+            certificate_path,
+            certificate_base64: base64_encode(&der),
+            minted: AtomicU64::new(0),
+        })
+    }
+
+    /// A token granting `scopes` (`repository:NAME:ACTIONS`, as the registry asks for them).
+    fn mint(&self, scopes: &[String]) -> Result<String> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let access: Vec<serde_json::Value> = scopes
+            .iter()
+            .filter_map(|scope| {
+                let (kind, rest) = scope.split_once(':')?;
+                let (name, actions) = rest.rsplit_once(':')?;
+                Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+            })
+            .collect();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.certificate_base64]});
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "sub": TEST_USER,
+            "aud": TOKEN_SERVICE,
+            "iat": now,
+            "nbf": now - TOKEN_CLOCK_SKEW_SECONDS,
+            "exp": now + TOKEN_LIFETIME_SECONDS,
+            "jti": format!("arbor-test-{}", self.minted.fetch_add(1, Ordering::SeqCst)),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            base64url_encode(&serde_json::to_vec(&header)?),
+            base64url_encode(&serde_json::to_vec(&claims)?)
+        );
+        let openssl = require_tool("openssl")?;
+        let mut child = Command::new(openssl)
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting openssl dgst")?;
+        child.stdin.take().context("openssl stdin")?.write_all(signing_input.as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            bail!("openssl dgst -sign failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(format!("{signing_input}.{}", base64url_encode(&output.stdout)))
+    }
+}
+
+/// Base64url without padding (JWT segments).
+fn base64url_encode(bytes: &[u8]) -> String {
+    base64_encode(bytes).trim_end_matches('=').replace('+', "-").replace('/', "_")
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding) in a query component.
+fn query_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escape = bytes.get(index + 1..index + 3).and_then(|hex| std::str::from_utf8(hex).ok());
+        match (bytes[index], escape.and_then(|hex| u8::from_str_radix(hex, 16).ok())) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            (b'+', _) => {
+                decoded.push(b' ');
+                index += 1;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// One request to the token server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// Whether the request carried basic credentials.
+    pub with_credentials: bool,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+    /// Whether a token was issued.
+    pub granted: bool,
+}
+
+/// The token endpoint of a token-authenticated [`TestRegistry`]: `GET /token?service=&scope=` with
+/// basic credentials [`TEST_USER`]:[`TEST_PASSWORD`] returns a token for the requested scopes;
+/// anything else gets 401. Stopped when dropped.
+#[derive(Debug)]
+pub struct TokenServer {
+    address: SocketAddr,
+    issuer: Arc<TokenIssuer>,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl TokenServer {
+    fn start() -> Result<Self> {
+        let issuer = Arc::new(TokenIssuer::create()?);
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the token server")?;
+        let address = listener.local_addr()?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (thread_issuer, thread_requests, thread_shutdown) =
+            (Arc::clone(&issuer), Arc::clone(&requests), Arc::clone(&shutdown));
+        thread::Builder::new()
+            .name(format!("token-server-{}", address.port()))
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if thread_shutdown.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = answer_token_request(stream, &thread_issuer, &thread_requests);
+                    }
+                }
+            })
+            .context("starting the token server")?;
+        Ok(Self { address, issuer, requests, shutdown })
+    }
+
+    /// The requests the token server answered so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        lock(&self.requests).clone()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.address, FIXTURE_IO_TIMEOUT);
+    }
+}
+
+fn answer_token_request(
+    stream: TcpStream,
+    issuer: &TokenIssuer,
+    requests: &Mutex<Vec<TokenRequest>>,
+) -> Result<()> {
+    stream.set_read_timeout(Some(FIXTURE_IO_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let Some(head) = read_head(&mut reader)? else {
+        return Ok(());
+    };
+    let target = head.start_line.split(' ').nth(1).unwrap_or("");
+    let query = target.split_once('?').map_or("", |(_, query)| query);
+    let scopes: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| *name == "scope")
+        .map(|(_, value)| query_decode(value))
+        .collect();
+    let expected = format!("Basic {}", base64_encode(format!("{TEST_USER}:{TEST_PASSWORD}").as_bytes()));
+    let authorization = head.header("authorization");
+    let with_credentials = authorization.is_some_and(|value| value.starts_with("Basic "));
+    let granted = authorization == Some(expected.as_str());
+    lock(requests).push(TokenRequest { with_credentials, scopes: scopes.clone(), granted });
+    if !granted {
+        let body = "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}";
+        return Ok(write_injected(&mut writer, 401, &[], body)?);
+    }
+    let token = issuer.mint(&scopes)?;
+    let body =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": TOKEN_LIFETIME_SECONDS})
+            .to_string();
+    Ok(write_injected(&mut writer, 200, &[], &body)?)
 }
 
 /// A way for [`FaultProxy`] to misbehave on a matching request.
@@ -737,6 +1015,8 @@ fn write_injected(
     body: &str,
 ) -> io::Result<()> {
     let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",

@@ -294,9 +294,11 @@ pub(super) fn improve(
         changed = vec![false; search.layers.len()];
         let mut applied = false;
         for candidate in candidates {
+            // A candidate that no longer applies may hide another paying target of its group: look at
+            // the whole layer again next pass.
+            changed[candidate.from] = true;
             if let Some(to) = search.try_apply(candidate, threshold) {
                 changed.resize(search.layers.len(), true);
-                changed[candidate.from] = true;
                 changed[to] = true;
                 applied = true;
             }

@@ -210,6 +210,11 @@ pub(super) fn merge_to_budget(groups: Vec<Group>, target: usize, params: &MergeP
     slots.into_iter().flatten().collect()
 }
 
+/// Above this many hull candidates, pairs are only looked for among neighbors.
+const MAX_HULL_CANDIDATES: usize = 128;
+/// Neighbors (in u order) paired with each candidate on huge hulls.
+const HULL_NEIGHBOR_WINDOW: usize = 16;
+
 /// Andrew's lower hull of `points` (sorted by u, then v), cut after its lowest point: the vertices that
 /// minimize some non-negative combination of u and v.
 fn lower_left_hull(sorted: impl Iterator<Item = usize>, points: &[(f64, f64)]) -> Vec<usize> {
@@ -256,14 +261,20 @@ pub(super) fn merge_disjoint(groups: Vec<Group>, target: usize) -> Vec<Group> {
             on_first[index] = false;
         }
         let mut candidates: Vec<usize> = first.into_iter().chain(second).collect();
-        candidates.sort_unstable();
+        // Pairs among the candidates; for huge hulls (points in convex position, not seen in real
+        // inputs) only pairs of nearby points in u order, which keeps a merge O(n).
+        let window = if candidates.len() > MAX_HULL_CANDIDATES { HULL_NEIGHBOR_WINDOW } else { usize::MAX };
+        candidates.sort_by(|&a, &b| key(&points, a, b));
         candidates.dedup();
         let mut best: Option<(f64, usize, usize)> = None;
         for (position, &a) in candidates.iter().enumerate() {
-            for &b in &candidates[position + 1..] {
+            for &b in candidates.iter().skip(position + 1).take(window) {
                 let ((ua, va), (ub, vb)) = (points[a], points[b]);
                 let cost = va * ub + vb * ua;
-                if best.is_none_or(|(best_cost, _, _)| cost.total_cmp(&best_cost).is_lt()) {
+                let (a, b) = (a.min(b), a.max(b));
+                if best.is_none_or(|(best_cost, best_a, best_b)| {
+                    cost.total_cmp(&best_cost).then(a.cmp(&best_a)).then(b.cmp(&best_b)).is_lt()
+                }) {
                     best = Some((cost, a, b));
                 }
             }

@@ -45,9 +45,9 @@
 //! The previous image's layers (from its `ostree.components` annotations) are the starting point:
 //!
 //! 1. The prior is validated. Duplicate names, a special component sharing a layer with others, or more
-//!    package layers than the budget make it unusable: the planner falls back to a fresh plan and says
-//!    why in [`ChunkPlan::warnings`]. Empty names (rpm-ostree's "reserved for new packages" layer) are
-//!    ignored.
+//!    package layers (that still hold a current component) than the budget make it unusable: the
+//!    planner falls back to a fresh plan and says why in [`ChunkPlan::warnings`]. Empty names
+//!    (rpm-ostree's "reserved for new packages" layer) are ignored.
 //! 2. Components that disappeared are dropped; every other component stays in its layer.
 //! 3. New components are placed by cost with the same agglomeration: they may merge with each other
 //!    (a new layer, downloaded anyway) or join an existing layer, which costs the expected weekly increase

@@ -513,3 +513,51 @@ fn two_thousand_components() {
     assert!(moved(&prior, &again) <= next.len() / 10);
     assert!(again.warnings.is_empty(), "{:?}", again.warnings);
 }
+
+#[test]
+fn points_in_convex_position_stay_fast() {
+    // Every unit on the lower-left hull of (P, s·q): the worst case of the hull search.
+    let count = 2000;
+    let components: Vec<Component> = (0..count)
+        .map(|i| {
+            let x = i as f64 / count as f64;
+            let probability = 0.01 + 0.98 * x;
+            let stays = 1e9 * (1.0 - x).powi(2) + 1.0;
+            package(&format!("convex{i:04}"), (stays / (1.0 - probability)) as u64, probability)
+        })
+        .collect();
+    let plan = plan_layers(&components, None, &options(126));
+    assert_valid(&plan, &components, 126);
+    assert_eq!(plan.layers.len(), 126);
+}
+
+#[test]
+fn hull_search_matches_brute_force_greedy() {
+    for seed in 0..20 {
+        let mut rng = Rng(seed);
+        let count = 30 + (rng.next() % 50) as usize;
+        let components: Vec<Component> = (0..count)
+            .map(|i| {
+                let size = (KB as f64 * (1.0 / (0.01 + rng.unit())).powf(1.5)) as u64;
+                package(&format!("p{i:03}"), size, 0.01 + 0.6 * rng.unit() * rng.unit())
+            })
+            .collect();
+        let inputs = Inputs::new(&components, None::<&[&str]>);
+        let groups: Vec<Group> =
+            inputs.package_units().iter().map(|unit| Group::new(unit, &inputs, None)).collect();
+        let target = 5 + (rng.next() % 15) as usize;
+        let params = merge::MergeParams { horizon: 1.0, disjoint: true };
+        let cost = |groups: &[Group]| groups.iter().map(Group::cost).sum::<f64>();
+        let fast = merge::merge_disjoint(groups.clone(), target);
+        let brute = merge::merge_to_budget(groups, target, &params);
+        assert_eq!(fast.len(), target);
+        assert!((cost(&fast) - cost(&brute)).abs() <= 1e-9 * cost(&brute), "seed {seed}");
+        let items = |groups: &[Group]| {
+            groups
+                .iter()
+                .map(|group| group.items.iter().copied().collect::<BTreeSet<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(items(&fast), items(&brute), "seed {seed}");
+    }
+}

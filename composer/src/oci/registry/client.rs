@@ -256,7 +256,9 @@ impl Session {
                     tracing::debug!(registry = %session.registry, %error, "no TLS; trying plain HTTP");
                     session.base = base("http")?;
                 }
-                Err(error) => return Err(error),
+                Err(error) if !error.is_retryable() => return Err(error),
+                // It answered over TLS, but with a passing failure: keep HTTPS and retry below.
+                Err(_) => {}
             }
         }
         let this = &session;
