@@ -221,7 +221,9 @@ fn decompress_layers(directory: &OciDirectory, manifest: &ImageManifest, output:
     total
 }
 
-/// The packages whose RPM changed (or appeared) from `old` to `new`, and their compressed RPM sizes.
+/// The packages whose version changed (or that appeared) from `old` to `new`, and their compressed RPM
+/// sizes. By NEVRA, not by RPM checksum: the corpus rebuilds earlier updates with a new build time in the
+/// header but the same payload, which is no change to the tree.
 fn changed_packages(old: &Path, new: &Path) -> (usize, u64) {
     let read = |generation: &Path| -> BTreeMap<String, (String, u64)> {
         let build: serde_json::Value =
@@ -233,7 +235,7 @@ fn changed_packages(old: &Path, new: &Path) -> (usize, u64) {
             .map(|rpm| {
                 (
                     rpm["name"].as_str().unwrap().to_string(),
-                    (rpm["sha256"].as_str().unwrap().to_string(), rpm["size"].as_u64().unwrap()),
+                    (rpm["nevra"].as_str().unwrap().to_string(), rpm["size"].as_u64().unwrap()),
                 )
             })
             .collect()
@@ -241,7 +243,7 @@ fn changed_packages(old: &Path, new: &Path) -> (usize, u64) {
     let (old, new) = (read(old), read(new));
     let changed: Vec<u64> = new
         .iter()
-        .filter(|(name, (checksum, _))| old.get(*name).map(|(previous, _)| previous) != Some(checksum))
+        .filter(|(name, (nevra, _))| old.get(*name).map(|(previous, _)| previous) != Some(nevra))
         .map(|(_, (_, size))| *size)
         .collect();
     (changed.len(), changed.iter().sum())

@@ -36,5 +36,6 @@ pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
 pub use keys::TestKey;
 pub use os_fixture::MinimalOs;
+pub use registry::{FaultProxy, ProxyFault, TestRegistry};
 pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
 pub use rpm_builder::{Compression, RpmSpec};

@@ -120,7 +120,10 @@ impl TestRegistry {
     }
 
     fn start_inner(auth: Authentication) -> Result<Self> {
-        let program = require_tool(DOCKER_REGISTRY)?;
+        let program = require_tool(DOCKER_REGISTRY).context(
+            "the local test registry needs `docker-registry` (Debian package docker-registry, Fedora package \
+             distribution): run scripts/install-deps",
+        )?;
         let directory = tempfile::Builder::new().prefix("arbor-registry-").tempdir()?;
         let log_path = directory.path().join("registry.log");
         let mut last_error = None;

@@ -43,6 +43,9 @@ pub enum ComponentsError {
 pub struct CommitComponents {
     pub components: Vec<Component>,
     pub objects: BTreeMap<String, Vec<String>>,
+    /// The source package of each component (same order as `components`; empty when unknown), so that
+    /// binaries built together, which update together, are planned together.
+    pub sources: Vec<String>,
     /// Whether package ownership came from an rpm database.
     pub from_rpmdb: bool,
 }
@@ -52,6 +55,7 @@ struct PackageRecord {
     files: Vec<String>,
     changelog_times: Vec<i64>,
     buildtime: i64,
+    source: String,
 }
 
 /// Splits the commit's content objects into components (see the module documentation).
@@ -114,6 +118,7 @@ pub fn commit_components(
         objects.entry(component).or_default().push(checksum.clone());
     }
     let mut components = Vec::new();
+    let mut sources = Vec::new();
     for (name, checksums) in &objects {
         let mut size = 0u64;
         for checksum in checksums {
@@ -124,8 +129,10 @@ pub fn commit_components(
         let (kind, change_probability) =
             probabilities.get(name).copied().unwrap_or((ComponentKind::Unpackaged, UNPACKAGED_CHANGE_PROBABILITY));
         components.push(Component { name: name.clone(), kind, size, change_probability });
+        let source = packages.as_ref().and_then(|packages| packages.get(name)).map(|package| package.source.clone());
+        sources.push(source.unwrap_or_default());
     }
-    Ok(CommitComponents { components, objects, from_rpmdb: packages.is_some() })
+    Ok(CommitComponents { components, objects, sources, from_rpmdb: packages.is_some() })
 }
 
 /// `/etc/x` in the rpm database is `usr/etc/x` in the commit; other paths lose their leading `/`.
@@ -203,7 +210,7 @@ fn query_rpmdb(
         .arg(&database)
         .arg("--define")
         .arg(format!("_db_backend {backend}"))
-        .args(["-qa", "--qf", "@P\t%{NAME}\t%{BUILDTIME}\n[@F\t%{FILENAMES}\n][@C\t%{CHANGELOGTIME}\n]"])
+        .args(["-qa", "--qf", "@P\t%{NAME}\t%{BUILDTIME}\t%{SOURCERPM}\n[@F\t%{FILENAMES}\n][@C\t%{CHANGELOGTIME}\n]"])
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LC_ALL", "C")
@@ -227,19 +234,20 @@ fn parse_query(output: &str) -> BTreeMap<String, PackageRecord> {
     let mut packages: BTreeMap<String, PackageRecord> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in output.lines() {
-        let mut fields = line.splitn(3, '\t');
-        match (fields.next(), fields.next(), fields.next()) {
-            (Some("@P"), Some(name), buildtime) => {
+        let mut fields = line.splitn(4, '\t');
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some("@P"), Some(name), buildtime, source) => {
                 let record = packages.entry(name.to_string()).or_default();
                 record.buildtime = buildtime.and_then(|text| text.parse().ok()).unwrap_or_default();
+                record.source = source.filter(|source| *source != "(none)").map(source_name).unwrap_or_default();
                 current = Some(name.to_string());
             }
-            (Some("@F"), Some(file), None) => {
+            (Some("@F"), Some(file), None, None) => {
                 if let Some(record) = current.as_ref().and_then(|name| packages.get_mut(name)) {
                     record.files.push(file.to_string());
                 }
             }
-            (Some("@C"), Some(time), None) => {
+            (Some("@C"), Some(time), None, None) => {
                 if let (Some(record), Ok(time)) = (current.as_ref().and_then(|name| packages.get_mut(name)), time.parse())
                 {
                     record.changelog_times.push(time);
@@ -249,6 +257,17 @@ fn parse_query(output: &str) -> BTreeMap<String, PackageRecord> {
         }
     }
     packages
+}
+
+/// The name of a source package from its file name: `bash-5.2.15-3.src.rpm` → `bash`.
+fn source_name(file: &str) -> String {
+    let stem = file.strip_suffix(".src.rpm").or_else(|| file.strip_suffix(".nosrc.rpm")).unwrap_or(file);
+    // Name-version-release: drop the last two dash-separated fields.
+    let mut parts = stem.rsplitn(3, '-');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some(name)) => name.to_string(),
+        _ => stem.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -268,6 +287,13 @@ mod tests {
     }
 
     #[test]
+    fn source_names_drop_version_and_release() {
+        assert_eq!(source_name("bash-5.2.15-3.src.rpm"), "bash");
+        assert_eq!(source_name("python-dateutil-2.8.2-1.fc38.src.rpm"), "python-dateutil");
+        assert_eq!(source_name("odd"), "odd");
+    }
+
+    #[test]
     fn kernel_and_initramfs_are_recognized() {
         assert!(is_kernel_or_initramfs("usr/lib/modules/6.1.0/vmlinuz"));
         assert!(is_kernel_or_initramfs("usr/lib/modules/6.1.0/initramfs.img"));
@@ -284,12 +310,14 @@ mod tests {
 
     #[test]
     fn the_query_output_is_parsed_per_package() {
-        let output = "@P\tbash\t1700000000\n@F\t/usr/bin/bash\n@F\t/etc/bashrc\n@C\t1690000000\n@C\t1680000000\n\
-                      @P\tempty\t(none)\n";
+        let output = "@P\tbash\t1700000000\tbash-5.2.15-3.src.rpm\n@F\t/usr/bin/bash\n@F\t/etc/bashrc\n\
+                      @C\t1690000000\n@C\t1680000000\n@P\tempty\t(none)\t(none)\n";
         let packages = parse_query(output);
         assert_eq!(packages["bash"].files, ["/usr/bin/bash", "/etc/bashrc"]);
         assert_eq!(packages["bash"].changelog_times, [1690000000, 1680000000]);
         assert_eq!(packages["bash"].buildtime, 1700000000);
+        assert_eq!(packages["bash"].source, "bash");
         assert!(packages["empty"].files.is_empty());
+        assert_eq!(packages["empty"].source, "");
     }
 }

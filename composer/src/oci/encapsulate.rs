@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::chunking::{ChunkPlan, PlanOptions, PriorLayout, expected_download, plan_layers};
+use super::chunking::{ChunkPlan, PlanOptions, PriorLayout, expected_download, plan_layers_with_sources};
 use super::commit_tree::{CommitTree, CommitTreeError};
 use super::components::{ComponentsError, commit_components};
 use super::compress::{Compression, compress_layers};
@@ -211,7 +211,8 @@ pub fn encapsulate_commit_cancellable(
     let components = commit_components(repo, &tree, scratch.path())
         .map_err(|source| EncapsulateError::Components { commit: commit.to_string(), source })?;
     let plan_options = PlanOptions { max_layers: options.max_layers - 1, max_moved_fraction: MAX_MOVED_FRACTION };
-    let plan = plan_layers(&components.components, options.prior.as_ref(), &plan_options);
+    let plan =
+        plan_layers_with_sources(&components.components, &components.sources, options.prior.as_ref(), &plan_options);
     for warning in &plan.warnings {
         tracing::warn!(commit, "previous build's layout: {warning}");
     }

@@ -370,7 +370,7 @@ fn check_complete(repo: &ostree::Repo, commit: &str) -> Result<(), ImportError> 
         }
         let checksum = object.checksum();
         let present = repo
-            .has_object(ostree::ObjectType::File, &checksum, gio::Cancellable::NONE)
+            .has_object(ostree::ObjectType::File, checksum, gio::Cancellable::NONE)
             .map_err(|error| repository_error(repo, error))?;
         if !present {
             missing.push(checksum.to_string());
@@ -414,10 +414,10 @@ impl<'a> Transaction<'a> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        if self.open {
-            if let Err(error) = self.repo.abort_transaction(gio::Cancellable::NONE) {
-                tracing::warn!("aborting the import transaction: {error}");
-            }
+        if self.open
+            && let Err(error) = self.repo.abort_transaction(gio::Cancellable::NONE)
+        {
+            tracing::warn!("aborting the import transaction: {error}");
         }
     }
 }
@@ -928,7 +928,7 @@ fn parse_variant(
 ) -> Result<glib::Variant, ImportError> {
     let variant_type = glib::VariantTy::new(type_string)
         .map_err(|_| object.error(format!("internal error: invalid GVariant type {type_string}")))?;
-    let variant = glib::Variant::from_data_with_type(bytes.to_vec(), variant_type);
+    let variant = glib::Variant::from_bytes_with_type(&glib::Bytes::from(bytes), variant_type);
     if !variant.is_normal_form() {
         return Err(object.error(format!("not a serialized {type_string} GVariant in normal form")));
     }
