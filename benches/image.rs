@@ -65,7 +65,8 @@ fn main() {
     let uncompressed_file = scratch.path().join("layers.tar");
     let uncompressed = decompress_layers(&directory, &manifest, &uncompressed_file);
     let started = Instant::now();
-    let gzip = Command::new("gzip").args(["-6", "-c"]).arg(&uncompressed_file).output().expect("running gzip");
+    let gzip =
+        Command::new("gzip").args(["-6", "-c"]).arg(&uncompressed_file).output().expect("running gzip");
     let gzip_seconds = started.elapsed().as_secs_f64();
     assert!(gzip.status.success());
     std::fs::remove_file(&uncompressed_file).unwrap();

@@ -15,7 +15,8 @@ use arbor_testsupport::registry::TestRegistry;
 use arbor_testsupport::tools::{require_tool, tool_stdout};
 use arbor_testsupport::{MinimalOs, RpmSpec, TestRepository};
 
-const TOOLS: [&str; 8] = ["bwrap", "rofiles-fuse", "rpm", "createrepo_c", "ostree", "ldd", "skopeo", "docker-registry"];
+const TOOLS: [&str; 8] =
+    ["bwrap", "rofiles-fuse", "rpm", "createrepo_c", "ostree", "ldd", "skopeo", "docker-registry"];
 const ARCH: &str = os_fixture::ARCH;
 /// `SOURCE_DATE_EPOCH` of every compose (2024-01-01T00:00:00Z): commits and images are reproducible.
 const SOURCE_DATE_EPOCH: &str = "1704067200";
@@ -32,7 +33,11 @@ fn application(version: &str, payload: &str) -> RpmSpec {
 }
 
 fn library() -> RpmSpec {
-    RpmSpec::new("library", "2.0", "1").file("/usr/lib/library.data", "stable library ".repeat(5000), FILE_MODE)
+    RpmSpec::new("library", "2.0", "1").file(
+        "/usr/lib/library.data",
+        "stable library ".repeat(5000),
+        FILE_MODE,
+    )
 }
 
 struct Workspace {
@@ -46,7 +51,9 @@ impl Workspace {
             require_tool(tool).unwrap();
         }
         let mut repository = TestRepository::new().unwrap();
-        for spec in MinimalOs::from_host().unwrap().packages().iter().chain([&application("1.0", "one "), &library()]) {
+        for spec in
+            MinimalOs::from_host().unwrap().packages().iter().chain([&application("1.0", "one "), &library()])
+        {
             repository.add_package(spec).unwrap();
         }
         repository.write_metadata().unwrap();
@@ -90,7 +97,12 @@ impl Workspace {
 
     fn arbor_successfully(&self, arguments: &[&str]) -> String {
         let output = self.arbor(arguments);
-        assert!(output.status.success(), "arbor {arguments:?}: {}{}", text(&output.stdout), text(&output.stderr));
+        assert!(
+            output.status.success(),
+            "arbor {arguments:?}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
         text(&output.stdout)
     }
 
@@ -147,12 +159,13 @@ fn compose_image_verify_push_and_update() {
     // Packages are components of their own layers; the rpm database is alone.
     let layout = composer::oci::layout::OciDirectory::open(&images).unwrap();
     let manifest = layout.read_manifest(&layout.resolve(Some("v1")).unwrap()).unwrap();
-    let components: Vec<&str> = manifest.layers[1..]
-        .iter()
-        .map(|layer| layer.annotations["ostree.components"].as_str())
-        .collect();
+    let components: Vec<&str> =
+        manifest.layers[1..].iter().map(|layer| layer.annotations["ostree.components"].as_str()).collect();
     assert!(components.contains(&"arbor/rpmdb"), "{components:?}");
-    assert!(components.iter().any(|names| names.split(',').any(|name| name == "application")), "{components:?}");
+    assert!(
+        components.iter().any(|names| names.split(',').any(|name| name == "application")),
+        "{components:?}"
+    );
 
     // Push, then compose again against the registry image: the input hash says nothing changed.
     let registry = TestRegistry::start().unwrap();
@@ -173,7 +186,11 @@ fn compose_image_verify_push_and_update() {
     assert!(diff.contains("application"), "{diff}");
     let old = layout.read_manifest(&layout.resolve(Some("v1")).unwrap()).unwrap();
     let new = layout.read_manifest(&layout.resolve(Some("v2")).unwrap()).unwrap();
-    let kept = new.layers.iter().filter(|layer| old.layers.iter().any(|previous| previous.digest == layer.digest)).count();
+    let kept = new
+        .layers
+        .iter()
+        .filter(|layer| old.layers.iter().any(|previous| previous.digest == layer.digest))
+        .count();
     // Only the commit layer, the rpm database and the application's layer may change.
     assert!(kept + 3 >= new.layers.len(), "{kept} of {} layers kept", new.layers.len());
     workspace.arbor_successfully(&["image", "verify", &second]);
@@ -208,6 +225,74 @@ fn encapsulate_to_an_archive_and_bad_targets() {
     let inspected = skopeo_inspect(&archive_target);
     assert_eq!(inspected["Labels"]["com.example.stream"], "testing");
     workspace.arbor_successfully(&["image", "verify", &archive_target]);
+
+    // Two architectures joined into one index.
+    let repo_text = repo.to_str().unwrap();
+    for arch in ["x86_64", "aarch64"] {
+        workspace.arbor_successfully(&[
+            "image",
+            "encapsulate",
+            "--repo",
+            repo_text,
+            "arbor/image-test/x86_64",
+            "--arch",
+            arch,
+            "--output",
+            &oci(&images, arch),
+        ]);
+    }
+    let registry = TestRegistry::start().unwrap();
+    let joined = format!("registry:{}/exampleos/os:multi", registry.host());
+    let stdout = workspace.arbor_successfully(&[
+        "image",
+        "join",
+        &oci(&images, "x86_64"),
+        &oci(&images, "aarch64"),
+        "--output",
+        &joined,
+        "--tls-verify=false",
+    ]);
+    assert!(stdout.contains("2 architectures"), "{stdout}");
+    let raw = tool_stdout(
+        "skopeo",
+        [
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/exampleos/os:multi", registry.host()),
+        ],
+    )
+    .unwrap();
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let architectures: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(architectures, ["amd64", "arm64"]);
+
+    // A corrupt previous build is ignored with a warning: a fresh plan, no failure.
+    let corrupt_directory = workspace.directory.path().join("corrupt");
+    workspace.arbor_successfully(&["image", "copy", &oci(&images, "base"), &oci(&corrupt_directory, "base")]);
+    let layout = composer::oci::layout::OciDirectory::open(&corrupt_directory).unwrap();
+    let manifest = layout.resolve(Some("base")).unwrap();
+    let blob = layout.blob_path(&manifest.digest).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, b"{ not a manifest").unwrap();
+    let output = workspace.arbor(&[
+        "image",
+        "encapsulate",
+        "--repo",
+        repo_text,
+        "arbor/image-test/x86_64",
+        "--output",
+        &oci(&images, "after-corrupt"),
+        "--previous-build",
+        &oci(&corrupt_directory, "base"),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("warning: ignoring previous build"), "{}", text(&output.stderr));
 
     let output = workspace.arbor(&["image", "verify", "/no/transport"]);
     assert!(!output.status.success());

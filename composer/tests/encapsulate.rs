@@ -13,7 +13,8 @@ use std::path::Path;
 use arbor_testsupport::tools::{require_tool, tool_stdout};
 use composer::oci::compress::Compression;
 use composer::oci::encapsulate::{
-    EncapsulateOptions, ImageConfiguration, encapsulate_commit, prior_layout_from_manifest, read_configuration,
+    EncapsulateOptions, ImageConfiguration, encapsulate_commit, prior_layout_from_manifest,
+    read_configuration,
 };
 use composer::oci::import::verify_image;
 use composer::oci::layout::{ImageManifest, OciDirectory};
@@ -47,8 +48,13 @@ fn fixture_commit(directory: &Path) -> (ostree::Repo, String) {
     write(&long, &vec![b'x'; 300_000], 0o644);
     std::fs::hard_link(tree.join("usr/bin/tool"), tree.join("usr/bin/tool-alias")).unwrap();
     std::os::unix::fs::symlink("tool", tree.join("usr/bin/link")).unwrap();
-    rustix::fs::setxattr(tree.join("usr/bin/su"), "user.arbor-test", b"marked", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::setxattr(
+        tree.join("usr/bin/su"),
+        "user.arbor-test",
+        b"marked",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     let repo_path = directory.join("repo");
     let repo_text = format!("--repo={}", repo_path.display());
     ostree(&["init", &repo_text, "--mode=bare-user"]);
@@ -72,7 +78,11 @@ fn fixture_commit(directory: &Path) -> (ostree::Repo, String) {
     (repo, commit)
 }
 
-fn entries_of(directory: &OciDirectory, digest: &str, compression: Compression) -> Vec<(String, tar::EntryType, Option<String>)> {
+fn entries_of(
+    directory: &OciDirectory,
+    digest: &str,
+    compression: Compression,
+) -> Vec<(String, tar::EntryType, Option<String>)> {
     let blob = directory.open_blob(digest).unwrap();
     let reader: Box<dyn Read> = match compression {
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
@@ -147,12 +157,14 @@ fn the_image_has_the_chunked_v1_shape_clients_expect() {
     let commit_layer = entries_of(&directory, &manifest.layers[0].digest, Compression::Gzip);
     assert_eq!(commit_layer[0].0, "./");
     assert_eq!(commit_layer[1].0, "sysroot/");
-    let config_position = commit_layer.iter().position(|entry| entry.0 == "sysroot/ostree/repo/config").unwrap();
-    let first_object = commit_layer[config_position + 1..]
-        .iter()
-        .find(|entry| entry.1 == tar::EntryType::Regular)
-        .unwrap();
-    assert_eq!(first_object.0, format!("sysroot/ostree/repo/objects/{}/{}.commit", &commit[..2], &commit[2..]));
+    let config_position =
+        commit_layer.iter().position(|entry| entry.0 == "sysroot/ostree/repo/config").unwrap();
+    let first_object =
+        commit_layer[config_position + 1..].iter().find(|entry| entry.1 == tar::EntryType::Regular).unwrap();
+    assert_eq!(
+        first_object.0,
+        format!("sysroot/ostree/repo/objects/{}/{}.commit", &commit[..2], &commit[2..])
+    );
     assert!(commit_layer.iter().any(|entry| entry.0 == "etc/" && entry.1 == tar::EntryType::Directory));
     assert!(commit_layer.iter().any(|entry| entry.0 == "usr/bin/"));
     assert!(commit_layer.iter().any(|entry| entry.0 == "var/tmp/"));
@@ -166,7 +178,10 @@ fn the_image_has_the_chunked_v1_shape_clients_expect() {
         assert!(!entries.iter().any(|entry| entry.0 == "./"));
         for (index, (path, kind, link)) in entries.iter().enumerate() {
             if let Some(object) = path.strip_suffix(".file") {
-                assert!(entries[index - 1].0 == format!("{object}.file-xattrs-link"), "xattrs precede {path}");
+                assert!(
+                    entries[index - 1].0 == format!("{object}.file-xattrs-link"),
+                    "xattrs precede {path}"
+                );
                 assert!(objects.insert(object.to_string(), *kind).is_none(), "{path} twice");
             } else if !path.starts_with("sysroot/") {
                 checkout_paths.insert(path.clone());
@@ -196,7 +211,8 @@ fn the_image_has_the_chunked_v1_shape_clients_expect() {
 
     // skopeo reads the layout.
     require_tool("skopeo").expect("skopeo");
-    let inspected = tool_stdout("skopeo", ["inspect", &format!("oci:{}:{TAG}", directory.path().display())]).unwrap();
+    let inspected =
+        tool_stdout("skopeo", ["inspect", &format!("oci:{}:{TAG}", directory.path().display())]).unwrap();
     let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
     assert_eq!(inspected["Labels"]["ostree.commit"], commit.as_str());
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), manifest.layers.len());
@@ -221,7 +237,8 @@ fn a_client_import_gives_back_the_same_commit() {
             assert!(manifest.layers.iter().all(|layer| layer.media_type.ends_with("tar+zstd")));
             entries_of(&directory, &manifest.layers[1].digest, Compression::Zstd);
         }
-        let report = verify_image(&directory, Some(TAG), &scratch.path().join(format!("verify-{name}"))).unwrap();
+        let report =
+            verify_image(&directory, Some(TAG), &scratch.path().join(format!("verify-{name}"))).unwrap();
         assert_eq!(report.commit, commit);
     }
 }

@@ -145,8 +145,13 @@ fn source_commit() -> Source {
     let large: Vec<u8> = (0..LARGE_FILE_SIZE).map(|index| (index % 251) as u8).collect();
     write_file(&tree.join("usr/lib/large.bin"), &large, CONFIG_FILE_MODE);
     write_file(&tree.join("usr/share/labeled"), b"has a user xattr", CONFIG_FILE_MODE);
-    rustix::fs::setxattr(tree.join("usr/share/labeled"), "user.test", b"hello", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::setxattr(
+        tree.join("usr/share/labeled"),
+        "user.test",
+        b"hello",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("hello", tree.join("usr/bin/link")).unwrap();
     std::os::unix::fs::symlink("../bin//hello", tree.join("usr/lib/denormal")).unwrap();
     fs::create_dir_all(tree.join("etc/empty.d")).unwrap();
@@ -273,13 +278,19 @@ impl LayerWriter {
         for index in 0..OBJECT_DIRECTORIES {
             self.directory(&format!("{REPO_PREFIX}/objects/{index:02x}"));
         }
-        for directory in ["extensions", "refs", "refs/heads", "refs/mirrors", "refs/remotes", "state", "tmp"] {
+        for directory in ["extensions", "refs", "refs/heads", "refs/mirrors", "refs/remotes", "state", "tmp"]
+        {
             self.directory(&format!("{REPO_PREFIX}/{directory}"));
         }
         self.file(&format!("{REPO_PREFIX}/config"), REPO_CONFIG.as_bytes(), CONFIG_FILE_MODE, (0, 0));
     }
 
-    fn content_object(&mut self, object: &ContentObject, style: XattrsStyle, seen_xattrs: &mut BTreeSet<String>) {
+    fn content_object(
+        &mut self,
+        object: &ContentObject,
+        style: XattrsStyle,
+        seen_xattrs: &mut BTreeSet<String>,
+    ) {
         let link_path = object_path(&object.checksum, "file-xattrs-link");
         match style {
             XattrsStyle::LinkFile => self.file(&link_path, &object.xattrs, CONFIG_FILE_MODE, (0, 0)),
@@ -314,8 +325,11 @@ fn compress(tar: &[u8], compression: Compression) -> (Vec<u8>, &'static str) {
         Compression::Gzip | Compression::DockerGzip => {
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             encoder.write_all(tar).unwrap();
-            let media_type =
-                if compression == Compression::Gzip { LAYER_GZIP_MEDIA_TYPE } else { DOCKER_LAYER_MEDIA_TYPE };
+            let media_type = if compression == Compression::Gzip {
+                LAYER_GZIP_MEDIA_TYPE
+            } else {
+                DOCKER_LAYER_MEDIA_TYPE
+            };
             (encoder.finish().unwrap(), media_type)
         }
         Compression::Zstd => (zstd::encode_all(tar, 3).unwrap(), LAYER_ZSTD_MEDIA_TYPE),
@@ -389,7 +403,8 @@ fn write_image(path: &Path, source: &Source, options: &ImageOptions) -> OciDirec
     }
     if options.tamper_blob {
         let last = descriptors.last().unwrap();
-        let mut file = fs::OpenOptions::new().write(true).open(directory.blob_path(&last.digest).unwrap()).unwrap();
+        let mut file =
+            fs::OpenOptions::new().write(true).open(directory.blob_path(&last.digest).unwrap()).unwrap();
         file.seek(SeekFrom::Start(last.size / 2)).unwrap();
         file.write_all(b"\0tampered\0").unwrap();
     }
@@ -436,7 +451,10 @@ fn fresh_repo(path: &Path) -> ostree::Repo {
     repo
 }
 
-fn import_fresh(source: &Source, options: &ImageOptions) -> (tempfile::TempDir, Result<ImportedImage, ImportError>) {
+fn import_fresh(
+    source: &Source,
+    options: &ImageOptions,
+) -> (tempfile::TempDir, Result<ImportedImage, ImportError>) {
     let work = tempfile::tempdir().unwrap();
     let directory = write_image(&work.path().join("image"), source, options);
     let repo = fresh_repo(&work.path().join("repo"));
@@ -513,7 +531,10 @@ fn every_compression_imports() {
 fn ostree_ext_hardlinked_xattrs_import() {
     let source = source_commit();
     verify(&source, &ImageOptions { xattrs: XattrsStyle::Hardlink, ..ImageOptions::default() });
-    verify(&source, &ImageOptions { xattrs: XattrsStyle::Hardlink, chunk_layers: 3, ..ImageOptions::default() });
+    verify(
+        &source,
+        &ImageOptions { xattrs: XattrsStyle::Hardlink, chunk_layers: 3, ..ImageOptions::default() },
+    );
 }
 
 #[test]
@@ -555,8 +576,10 @@ fn wrong_diff_id_names_the_layer() {
 fn tampered_blob_is_a_digest_mismatch() {
     let source = source_commit();
     for compression in [Compression::Gzip, Compression::Tar] {
-        let message =
-            import_error(&source, &ImageOptions { tamper_blob: true, compression, ..ImageOptions::default() });
+        let message = import_error(
+            &source,
+            &ImageOptions { tamper_blob: true, compression, ..ImageOptions::default() },
+        );
         assert!(message.contains("does not match its digest"), "{compression:?}: {message}");
     }
 }
@@ -572,7 +595,8 @@ fn metadata_in_a_chunk_layer_is_an_error() {
 #[test]
 fn missing_final_diffid_is_not_an_ostree_image() {
     let source = source_commit();
-    let message = import_error(&source, &ImageOptions { final_diffid_label: false, ..ImageOptions::default() });
+    let message =
+        import_error(&source, &ImageOptions { final_diffid_label: false, ..ImageOptions::default() });
     assert!(message.contains("not an ostree container image"), "{message}");
 }
 
@@ -580,7 +604,8 @@ fn missing_final_diffid_is_not_an_ostree_image() {
 fn commit_label_must_match() {
     let source = source_commit();
     let other = "0".repeat(64);
-    let message = import_error(&source, &ImageOptions { commit_label: Some(other), ..ImageOptions::default() });
+    let message =
+        import_error(&source, &ImageOptions { commit_label: Some(other), ..ImageOptions::default() });
     assert!(message.contains("label says 0000"), "{message}");
     assert!(message.contains(&source.commit), "{message}");
 }
@@ -588,7 +613,8 @@ fn commit_label_must_match() {
 #[test]
 fn a_missing_content_object_makes_the_commit_incomplete() {
     let source = source_commit();
-    let message = import_error(&source, &ImageOptions { drop_a_content_object: true, ..ImageOptions::default() });
+    let message =
+        import_error(&source, &ImageOptions { drop_a_content_object: true, ..ImageOptions::default() });
     assert!(message.contains("incomplete"), "{message}");
     assert!(message.contains(&source.content[0].checksum), "{message}");
 }
@@ -611,7 +637,8 @@ fn hostile_tars(source: &Source) -> Vec<(&'static str, Vec<u8>)> {
     let checksum = &object.checksum;
     let mut tars = Vec::new();
 
-    let garbage: Vec<u8> = (0..10_000u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let garbage: Vec<u8> =
+        (0..10_000u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     tars.push(("garbage", garbage));
 
     let mut layer = LayerWriter::new();
@@ -655,7 +682,8 @@ fn hostile_tars(source: &Source) -> Vec<(&'static str, Vec<u8>)> {
 
     // A header that claims a huge xattrs object followed by a few bytes.
     let mut huge = header(tar::EntryType::Regular, 1 << 40, CONFIG_FILE_MODE, (0, 0));
-    huge.set_path(format!("{REPO_PREFIX}/objects/{}/{}.file-xattrs", &checksum[..2], &checksum[2..12])).unwrap();
+    huge.set_path(format!("{REPO_PREFIX}/objects/{}/{}.file-xattrs", &checksum[..2], &checksum[2..12]))
+        .unwrap();
     huge.set_cksum();
     let mut bytes = huge.as_bytes().to_vec();
     bytes.extend_from_slice(&[0u8; 512]);
@@ -669,7 +697,8 @@ fn hostile_layers_are_clean_errors() {
     for (name, tar) in hostile_tars(&source) {
         for compression in [Compression::Tar, Compression::Gzip] {
             let work = tempfile::tempdir().unwrap();
-            let options = ImageOptions { last_layer_tar: Some(tar.clone()), compression, ..ImageOptions::default() };
+            let options =
+                ImageOptions { last_layer_tar: Some(tar.clone()), compression, ..ImageOptions::default() };
             let directory = write_image(&work.path().join("image"), &source, &options);
             let last = layer_digests(directory.path()).pop().unwrap();
             let repo = fresh_repo(&work.path().join("repo"));
@@ -726,7 +755,11 @@ fn import_throughput() {
             .collect()
     };
     for index in 0..FILES {
-        write_file(&tree.join(format!("usr/share/d{}/f{index}", index % 50)), &noise(SMALL_FILE), CONFIG_FILE_MODE);
+        write_file(
+            &tree.join(format!("usr/share/d{}/f{index}", index % 50)),
+            &noise(SMALL_FILE),
+            CONFIG_FILE_MODE,
+        );
     }
     for index in 0..LARGE_FILES {
         write_file(&tree.join(format!("usr/lib/large{index}")), &noise(LARGE_FILE), CONFIG_FILE_MODE);
@@ -765,4 +798,3 @@ fn import_throughput() {
         eprintln!("{compression:?}: import only {seconds:.2} s = {:.0} MB/s", megabytes / seconds);
     }
 }
-

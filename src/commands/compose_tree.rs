@@ -119,9 +119,10 @@ impl PreparedCompose {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
         };
         let progress = Progress::new();
-        let summary = compose_tree(&self.fetcher, &self.flattened, resolution, &options, &|event| progress.show(event))
-            .await
-            .with_context(|| format!("composing {}", inputs.treefile.treefile.display()));
+        let summary =
+            compose_tree(&self.fetcher, &self.flattened, resolution, &options, &|event| progress.show(event))
+                .await
+                .with_context(|| format!("composing {}", inputs.treefile.treefile.display()));
         progress.finish();
         let summary = summary?;
         if let Some(path) = &inputs.write_composejson_to {

@@ -11,12 +11,12 @@ use composer::blocking::run_blocking;
 use composer::oci::compress::Compression;
 use composer::oci::diff::diff_manifests;
 use composer::oci::encapsulate::{
-    DEFAULT_MAX_LAYERS, EncapsulateOptions, EncapsulatedImage, LABEL_INPUT_HASH, encapsulate_repository_commit,
-    oci_architecture, prior_layout_from_manifest,
+    DEFAULT_MAX_LAYERS, EncapsulateOptions, EncapsulatedImage, LABEL_INPUT_HASH,
+    encapsulate_repository_commit, oci_architecture, prior_layout_from_manifest,
 };
 use composer::oci::import::verify_image;
-use composer::oci::registry::RegistryOptions;
 use composer::oci::layout::OciDirectory;
+use composer::oci::registry::RegistryOptions;
 use composer::oci::target::{
     DEFAULT_TAG, ImageDescription, ImageTarget, deliver, describe, open_local, staging_directory,
 };
@@ -44,6 +44,17 @@ pub enum ImageCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Join images composed separately per architecture into one multi-architecture image index.
+    Join {
+        /// The per-architecture images (oci:DIR[:TAG], oci-archive:FILE[:TAG], registry:HOST/REPO:TAG).
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Where to write the index (oci:DIR[:TAG], oci-archive:FILE[:TAG] or registry:HOST/REPO:TAG).
+        #[arg(long, value_name = "TARGET")]
+        output: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Layers added, removed and kept between two images, and what a client that has OLD downloads.
     Diff {
         old: String,
@@ -67,7 +78,11 @@ pub struct RegistryArgs {
 
 impl RegistryArgs {
     pub fn options(&self) -> RegistryOptions {
-        RegistryOptions { auth_file: self.authfile.clone(), tls_verify: self.tls_verify, ..RegistryOptions::default() }
+        RegistryOptions {
+            auth_file: self.authfile.clone(),
+            tls_verify: self.tls_verify,
+            ..RegistryOptions::default()
+        }
     }
 }
 
@@ -136,6 +151,9 @@ pub fn run(command: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Encapsulate(arguments) => runtime.block_on(run_encapsulate(arguments)),
         ImageCommand::Verify { image, registry } => runtime.block_on(run_verify(&image, &registry)),
         ImageCommand::Diff { old, new, registry } => runtime.block_on(run_diff(&old, &new, &registry)),
+        ImageCommand::Join { images, output, registry } => {
+            runtime.block_on(run_join(&images, &output, &registry))
+        }
         ImageCommand::Copy { source, destination, registry } => {
             runtime.block_on(run_copy(&source, &destination, &registry))
         }
@@ -151,13 +169,23 @@ async fn run_encapsulate(arguments: EncapsulateArgs) -> anyhow::Result<ExitCode>
     })
     .await??;
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    encapsulate_and_deliver(&arguments.repo, &commit, &arguments.arch, &arguments.output, None, scratch.path())
-        .await?;
+    encapsulate_and_deliver(
+        &arguments.repo,
+        &commit,
+        &arguments.arch,
+        &arguments.output,
+        None,
+        scratch.path(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Reads the previous build (or the image already at the output); a missing or unreadable one is a warning.
-async fn previous_build(output: &ImageOutputArgs, scratch: &Path) -> anyhow::Result<Option<ImageDescription>> {
+async fn previous_build(
+    output: &ImageOutputArgs,
+    scratch: &Path,
+) -> anyhow::Result<Option<ImageDescription>> {
     let registry = output.registry.options();
     let (text, explicit) = match &output.previous_build {
         Some(text) => (text.clone(), true),
@@ -211,11 +239,19 @@ async fn encapsulate_and_deliver(
     let commit_owned = commit.to_string();
     let staged_for_work = staged.clone();
     let tag_for_work = tag.clone();
-    let image = run_blocking("encapsulating the commit", move |cancellation| -> anyhow::Result<EncapsulatedImage> {
-        encapsulate_repository_commit(&repo_path, &commit_owned, &staged_for_work, &tag_for_work, &options, cancellation)
+    let image =
+        run_blocking("encapsulating the commit", move |cancellation| -> anyhow::Result<EncapsulatedImage> {
+            encapsulate_repository_commit(
+                &repo_path,
+                &commit_owned,
+                &staged_for_work,
+                &tag_for_work,
+                &options,
+                cancellation,
+            )
             .with_context(|| format!("encapsulating commit {commit_owned}"))
-    })
-    .await??;
+        })
+        .await??;
     for warning in &image.plan_warnings {
         eprintln!("warning: previous build's layout: {warning}");
     }
@@ -235,7 +271,8 @@ async fn encapsulate_and_deliver(
         );
     }
     if let Some(previous) = &previous {
-        let new_manifest = serde_json::from_slice(&image.manifest_bytes).context("reading back the manifest")?;
+        let new_manifest =
+            serde_json::from_slice(&image.manifest_bytes).context("reading back the manifest")?;
         let diff = diff_manifests(&previous.manifest, &new_manifest);
         println!(
             "  update     a client with {} downloads {} of {}",
@@ -259,13 +296,17 @@ async fn run_verify(image: &str, registry: &RegistryArgs) -> anyhow::Result<Exit
         .await
         .with_context(|| format!("reading {target}"))?;
     let repository = scratch.path().join("repo");
-    let report = run_blocking("importing the image", move |_| verify_image(&directory, tag.as_deref(), &repository))
-        .await?
-        .with_context(|| format!("verifying {target}"))?;
+    let report =
+        run_blocking("importing the image", move |_| verify_image(&directory, tag.as_deref(), &repository))
+            .await?
+            .with_context(|| format!("verifying {target}"))?;
     println!("{target}: OK");
     println!("  manifest   {}", report.manifest_digest);
     println!("  commit     {} (equals the ostree.commit label)", report.commit);
-    println!("  layers     {}, {} content objects imported, ostree fsck clean", report.layers, report.content_objects);
+    println!(
+        "  layers     {}, {} content objects imported, ostree fsck clean",
+        report.layers, report.content_objects
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -280,20 +321,10 @@ async fn run_copy(source: &str, destination: &str, registry: &RegistryArgs) -> a
     let delivery = match &destination {
         ImageTarget::Directory { path, tag: destination_tag } => {
             let target = OciDirectory::create(path)?;
-            let manifest = directory.read_manifest(&descriptor)?;
-            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                if !target.has_blob(&blob.digest) {
-                    let bytes = directory.open_blob(&blob.digest)?;
-                    let temporary = target.temporary_file()?;
-                    std::io::copy(&mut std::io::BufReader::new(bytes), &mut temporary.as_file())
-                        .with_context(|| format!("copying blob {}", blob.digest))?;
-                    let (_, path) = temporary.keep().context("keeping the copied blob")?;
-                    target.adopt_blob(&path, &blob.digest)?;
-                }
-            }
-            let bytes = directory.read_blob(&descriptor.digest)?;
-            let written = target.write_blob(&descriptor.media_type, &bytes)?;
-            target.set_tag(destination_tag.as_deref().unwrap_or(DEFAULT_TAG), written)?;
+            target.copy_image_from(&directory, &descriptor)?;
+            let mut entry = descriptor.clone();
+            entry.annotations.clear();
+            target.set_tag(destination_tag.as_deref().unwrap_or(DEFAULT_TAG), entry)?;
             composer::oci::target::Delivery::default()
         }
         _ => deliver(&destination, &directory, tag.as_deref(), &options)
@@ -309,6 +340,26 @@ async fn run_copy(source: &str, destination: &str, registry: &RegistryArgs) -> a
             delivery.present_blobs
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_join(images: &[String], output: &str, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    let target = ImageTarget::parse(output)?;
+    let options = registry.options();
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let mut sources = Vec::new();
+    for (index, text) in images.iter().enumerate() {
+        let source = ImageTarget::parse(text)?;
+        let (directory, tag) = open_local(&source, &options, &scratch.path().join(index.to_string()))
+            .await
+            .with_context(|| format!("reading {source}"))?;
+        let descriptor = directory.resolve(tag.as_deref()).with_context(|| format!("reading {source}"))?;
+        sources.push((directory, descriptor));
+    }
+    let (staged, tag) = staging_directory(&target, &scratch.path().join("staging"))?;
+    let index = composer::oci::index::join_images(&staged, &tag, &sources).context("joining the images")?;
+    deliver(&target, &staged, Some(&tag), &options).await.with_context(|| format!("writing {target}"))?;
+    println!("Wrote {target} => {} ({} architectures)", index.digest, sources.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -347,10 +398,7 @@ pub fn run_compose_image(arguments: ComposeImageArgs) -> anyhow::Result<ExitCode
             && !inputs.force_nocache
             && previous.configuration.config.labels.get(LABEL_INPUT_HASH) == Some(&inputhash)
         {
-            println!(
-                "No changes since image {} (inputhash {inputhash}); nothing composed.",
-                previous.digest
-            );
+            println!("No changes since image {} (inputhash {inputhash}); nothing composed.", previous.digest);
             return Ok(ExitCode::SUCCESS);
         }
         let summary = prepared.compose(inputs, &repo, false, resolution).await?;
@@ -364,8 +412,15 @@ pub fn run_compose_image(arguments: ComposeImageArgs) -> anyhow::Result<ExitCode
             print_summary(&summary);
         }
         let commit = summary.commit.clone().context("the compose produced no commit")?;
-        encapsulate_and_deliver(&repo, &commit, &inputs.treefile.arch, &arguments.output, previous, scratch.path())
-            .await?;
+        encapsulate_and_deliver(
+            &repo,
+            &commit,
+            &inputs.treefile.arch,
+            &arguments.output,
+            previous,
+            scratch.path(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

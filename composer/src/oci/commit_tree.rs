@@ -88,8 +88,10 @@ impl CommitTree {
         }
         let subject = commit_variant.child_value(3).str().unwrap_or_default().to_string();
         let timestamp = u64::from_be(commit_variant.child_value(5).get::<u64>().unwrap_or_default());
-        let root_dirtree = checksum_of(&commit_variant.child_value(6)).ok_or_else(|| malformed("root dirtree"))?;
-        let root_dirmeta = checksum_of(&commit_variant.child_value(7)).ok_or_else(|| malformed("root dirmeta"))?;
+        let root_dirtree =
+            checksum_of(&commit_variant.child_value(6)).ok_or_else(|| malformed("root dirtree"))?;
+        let root_dirmeta =
+            checksum_of(&commit_variant.child_value(7)).ok_or_else(|| malformed("root dirmeta"))?;
         let detached_metadata = repo
             .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
             .map_err(|error| ostree_error("detached metadata of", commit, error))?
@@ -158,20 +160,24 @@ impl CommitTree {
         if variant.n_children() < 2 {
             return Err(malformed("fewer than 2 fields"));
         }
-        let join = |name: &str| if directory.is_empty() { name.to_string() } else { format!("{directory}/{name}") };
+        let join =
+            |name: &str| if directory.is_empty() { name.to_string() } else { format!("{directory}/{name}") };
         let files = variant.child_value(0);
         for index in 0..files.n_children() {
             let entry = files.child_value(index);
-            let name = entry.child_value(0).str().map(str::to_string).ok_or_else(|| malformed("file name"))?;
+            let name =
+                entry.child_value(0).str().map(str::to_string).ok_or_else(|| malformed("file name"))?;
             let checksum = checksum_of(&entry.child_value(1)).ok_or_else(|| malformed("file checksum"))?;
             self.content.entry(checksum).or_default().paths.push(join(&name));
         }
         let directories = variant.child_value(1);
         for index in 0..directories.n_children() {
             let entry = directories.child_value(index);
-            let name = entry.child_value(0).str().map(str::to_string).ok_or_else(|| malformed("directory name"))?;
+            let name =
+                entry.child_value(0).str().map(str::to_string).ok_or_else(|| malformed("directory name"))?;
             let contents = checksum_of(&entry.child_value(1)).ok_or_else(|| malformed("directory tree"))?;
-            let metadata = checksum_of(&entry.child_value(2)).ok_or_else(|| malformed("directory metadata"))?;
+            let metadata =
+                checksum_of(&entry.child_value(2)).ok_or_else(|| malformed("directory metadata"))?;
             if self.add_dirmeta(repo, &metadata, seen_dirmeta)? {
                 self.steps.push(TreeStep::DirMeta(metadata.clone()));
             }

@@ -73,7 +73,9 @@ pub fn commit_components(
     let path_to_object: HashMap<&str, &str> = tree
         .content
         .iter()
-        .flat_map(|(checksum, object)| object.paths.iter().map(move |path| (path.as_str(), checksum.as_str())))
+        .flat_map(|(checksum, object)| {
+            object.paths.iter().map(move |path| (path.as_str(), checksum.as_str()))
+        })
         .collect();
     let mut probabilities: BTreeMap<String, (ComponentKind, f64)> = BTreeMap::new();
     if let Some(packages) = &packages {
@@ -91,28 +93,37 @@ pub fn commit_components(
             }
         }
     }
-    let kernel_probability = probabilities.get("kernel").or_else(|| probabilities.get("kernel-core")).map(|entry| entry.1);
+    let kernel_probability =
+        probabilities.get("kernel").or_else(|| probabilities.get("kernel-core")).map(|entry| entry.1);
     let mut objects: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (checksum, object) in &tree.content {
         let first_path = object.paths.first().map(String::as_str).unwrap_or_default();
         let component = if object.paths.iter().any(|path| is_kernel_or_initramfs(path)) {
-            probabilities
-                .entry(KERNEL_COMPONENT.to_string())
-                .or_insert((ComponentKind::Kernel, kernel_probability.unwrap_or(DIRECTORY_CHANGE_PROBABILITY)));
+            probabilities.entry(KERNEL_COMPONENT.to_string()).or_insert((
+                ComponentKind::Kernel,
+                kernel_probability.unwrap_or(DIRECTORY_CHANGE_PROBABILITY),
+            ));
             KERNEL_COMPONENT.to_string()
-        } else if rpmdb.as_ref().is_some_and(|(directory, _)| object.paths.iter().any(|path| is_under(path, directory)))
+        } else if rpmdb
+            .as_ref()
+            .is_some_and(|(directory, _)| object.paths.iter().any(|path| is_under(path, directory)))
         {
-            probabilities.insert(RPMDB_COMPONENT.to_string(), (ComponentKind::Rpmdb, RPMDB_CHANGE_PROBABILITY));
+            probabilities
+                .insert(RPMDB_COMPONENT.to_string(), (ComponentKind::Rpmdb, RPMDB_CHANGE_PROBABILITY));
             RPMDB_COMPONENT.to_string()
         } else if let Some(package) = owner.get(checksum.as_str()) {
             package.clone()
         } else if packages.is_some() {
-            probabilities
-                .insert(UNPACKAGED_COMPONENT.to_string(), (ComponentKind::Unpackaged, UNPACKAGED_CHANGE_PROBABILITY));
+            probabilities.insert(
+                UNPACKAGED_COMPONENT.to_string(),
+                (ComponentKind::Unpackaged, UNPACKAGED_CHANGE_PROBABILITY),
+            );
             UNPACKAGED_COMPONENT.to_string()
         } else {
             let name = directory_component(first_path);
-            probabilities.entry(name.clone()).or_insert((ComponentKind::Package, DIRECTORY_CHANGE_PROBABILITY));
+            probabilities
+                .entry(name.clone())
+                .or_insert((ComponentKind::Package, DIRECTORY_CHANGE_PROBABILITY));
             name
         };
         objects.entry(component).or_default().push(checksum.clone());
@@ -124,12 +135,18 @@ pub fn commit_components(
         for checksum in checksums {
             size += repo
                 .query_object_storage_size(ostree::ObjectType::File, checksum, gio::Cancellable::NONE)
-                .map_err(|error| ComponentsError::Object { checksum: checksum.clone(), message: error.to_string() })?;
+                .map_err(|error| ComponentsError::Object {
+                    checksum: checksum.clone(),
+                    message: error.to_string(),
+                })?;
         }
-        let (kind, change_probability) =
-            probabilities.get(name).copied().unwrap_or((ComponentKind::Unpackaged, UNPACKAGED_CHANGE_PROBABILITY));
+        let (kind, change_probability) = probabilities
+            .get(name)
+            .copied()
+            .unwrap_or((ComponentKind::Unpackaged, UNPACKAGED_CHANGE_PROBABILITY));
         components.push(Component { name: name.clone(), kind, size, change_probability });
-        let source = packages.as_ref().and_then(|packages| packages.get(name)).map(|package| package.source.clone());
+        let source =
+            packages.as_ref().and_then(|packages| packages.get(name)).map(|package| package.source.clone());
         sources.push(source.unwrap_or_default());
     }
     Ok(CommitComponents { components, objects, sources, from_rpmdb: packages.is_some() })
@@ -165,7 +182,9 @@ fn find_rpmdb(tree: &CommitTree) -> Option<(String, String)> {
     let paths: HashMap<&str, &str> = tree
         .content
         .iter()
-        .flat_map(|(checksum, object)| object.paths.iter().map(move |path| (path.as_str(), checksum.as_str())))
+        .flat_map(|(checksum, object)| {
+            object.paths.iter().map(move |path| (path.as_str(), checksum.as_str()))
+        })
         .collect();
     RPMDB_DIRECTORIES.iter().find_map(|directory| {
         ["rpmdb.sqlite", "Packages"].iter().find_map(|file| {
@@ -183,7 +202,8 @@ fn query_rpmdb(
     scratch: &Path,
 ) -> Result<BTreeMap<String, PackageRecord>, ComponentsError> {
     let database = scratch.join("rpmdb");
-    std::fs::create_dir_all(&database).map_err(|source| ComponentsError::Io { path: database.clone(), source })?;
+    std::fs::create_dir_all(&database)
+        .map_err(|source| ComponentsError::Io { path: database.clone(), source })?;
     for (checksum, object) in &tree.content {
         for path in &object.paths {
             let Some(name) = path.strip_prefix(directory).and_then(|rest| rest.strip_prefix('/')) else {
@@ -194,12 +214,13 @@ fn query_rpmdb(
             }
             let object_error =
                 |message: String| ComponentsError::Object { checksum: checksum.clone(), message };
-            let (stream, _, _) =
-                repo.load_file(checksum, gio::Cancellable::NONE).map_err(|error| object_error(error.to_string()))?;
+            let (stream, _, _) = repo
+                .load_file(checksum, gio::Cancellable::NONE)
+                .map_err(|error| object_error(error.to_string()))?;
             let Some(stream) = stream else { continue };
             let target = database.join(name);
-            let mut file =
-                std::fs::File::create(&target).map_err(|source| ComponentsError::Io { path: target.clone(), source })?;
+            let mut file = std::fs::File::create(&target)
+                .map_err(|source| ComponentsError::Io { path: target.clone(), source })?;
             std::io::copy(&mut stream.into_read(), &mut file)
                 .map_err(|source| ComponentsError::Io { path: target.clone(), source })?;
         }
@@ -210,7 +231,11 @@ fn query_rpmdb(
         .arg(&database)
         .arg("--define")
         .arg(format!("_db_backend {backend}"))
-        .args(["-qa", "--qf", "@P\t%{NAME}\t%{BUILDTIME}\t%{SOURCERPM}\n[@F\t%{FILENAMES}\n][@C\t%{CHANGELOGTIME}\n]"])
+        .args([
+            "-qa",
+            "--qf",
+            "@P\t%{NAME}\t%{BUILDTIME}\t%{SOURCERPM}\n[@F\t%{FILENAMES}\n][@C\t%{CHANGELOGTIME}\n]",
+        ])
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LC_ALL", "C")
@@ -239,7 +264,8 @@ fn parse_query(output: &str) -> BTreeMap<String, PackageRecord> {
             (Some("@P"), Some(name), buildtime, source) => {
                 let record = packages.entry(name.to_string()).or_default();
                 record.buildtime = buildtime.and_then(|text| text.parse().ok()).unwrap_or_default();
-                record.source = source.filter(|source| *source != "(none)").map(source_name).unwrap_or_default();
+                record.source =
+                    source.filter(|source| *source != "(none)").map(source_name).unwrap_or_default();
                 current = Some(name.to_string());
             }
             (Some("@F"), Some(file), None, None) => {
@@ -248,7 +274,8 @@ fn parse_query(output: &str) -> BTreeMap<String, PackageRecord> {
                 }
             }
             (Some("@C"), Some(time), None, None) => {
-                if let (Some(record), Ok(time)) = (current.as_ref().and_then(|name| packages.get_mut(name)), time.parse())
+                if let (Some(record), Ok(time)) =
+                    (current.as_ref().and_then(|name| packages.get_mut(name)), time.parse())
                 {
                     record.changelog_times.push(time);
                 }

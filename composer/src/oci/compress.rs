@@ -98,9 +98,8 @@ pub fn compress_layers<R>(
         let mut pipeline = Pipeline { compression, create_file, job_sender, finisher_sender };
         let produced = produce(&mut pipeline);
         drop(pipeline);
-        let layers = finisher
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the layer finisher thread panicked")));
+        let layers =
+            finisher.join().unwrap_or_else(|_| Err(io::Error::other("the layer finisher thread panicked")));
         let produced = produced?;
         Ok((produced, layers?))
     })
@@ -253,7 +252,10 @@ impl OpenLayer {
 }
 
 /// Writes blocks in order into each layer's file; keeps draining after an error so no thread waits forever.
-fn finish_layers(compression: Compression, messages: Receiver<FinisherMessage>) -> io::Result<Vec<CompressedLayer>> {
+fn finish_layers(
+    compression: Compression,
+    messages: Receiver<FinisherMessage>,
+) -> io::Result<Vec<CompressedLayer>> {
     let mut finished = Vec::new();
     let mut open: Option<OpenLayer> = None;
     let mut failure: Option<io::Error> = None;
@@ -263,7 +265,8 @@ fn finish_layers(compression: Compression, messages: Receiver<FinisherMessage>) 
         }
         let step = match message {
             FinisherMessage::Begin(file) => file.as_file().try_clone().and_then(|handle| {
-                let mut layer = OpenLayer { file, output: io::BufWriter::new(handle), digest: Sha256::new(), size: 0 };
+                let mut layer =
+                    OpenLayer { file, output: io::BufWriter::new(handle), digest: Sha256::new(), size: 0 };
                 if compression == Compression::Gzip {
                     layer.write(&GZIP_HEADER)?;
                 }
@@ -324,7 +327,11 @@ mod tests {
         bytes
     }
 
-    fn compress(compression: Compression, workers: usize, layers: &[Vec<u8>]) -> Vec<(CompressedLayer, Vec<u8>)> {
+    fn compress(
+        compression: Compression,
+        workers: usize,
+        layers: &[Vec<u8>],
+    ) -> Vec<(CompressedLayer, Vec<u8>)> {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().to_path_buf();
         let create = move || tempfile::NamedTempFile::new_in(&path);

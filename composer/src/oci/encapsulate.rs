@@ -156,7 +156,10 @@ pub fn prior_layout_from_manifest(manifest: &ImageManifest) -> Result<PriorLayou
     let mut layers = Vec::new();
     for (index, layer) in manifest.layers.iter().enumerate().skip(1) {
         let Some(components) = layer.annotations.get(ANNOTATION_COMPONENTS) else {
-            return Err(format!("layer {index} ({}) has no {ANNOTATION_COMPONENTS} annotation", layer.digest));
+            return Err(format!(
+                "layer {index} ({}) has no {ANNOTATION_COMPONENTS} annotation",
+                layer.digest
+            ));
         };
         layers.push(components.split(',').filter(|name| !name.is_empty()).map(str::to_string).collect());
     }
@@ -207,12 +210,18 @@ pub fn encapsulate_commit_cancellable(
     }
     let commit_error = |source| EncapsulateError::Commit { commit: commit.to_string(), source };
     let tree = CommitTree::read(repo, commit).map_err(commit_error)?;
-    let scratch = tempfile::tempdir().map_err(|source| EncapsulateError::Layers { commit: commit.to_string(), source })?;
+    let scratch = tempfile::tempdir()
+        .map_err(|source| EncapsulateError::Layers { commit: commit.to_string(), source })?;
     let components = commit_components(repo, &tree, scratch.path())
         .map_err(|source| EncapsulateError::Components { commit: commit.to_string(), source })?;
-    let plan_options = PlanOptions { max_layers: options.max_layers - 1, max_moved_fraction: MAX_MOVED_FRACTION };
-    let plan =
-        plan_layers_with_sources(&components.components, &components.sources, options.prior.as_ref(), &plan_options);
+    let plan_options =
+        PlanOptions { max_layers: options.max_layers - 1, max_moved_fraction: MAX_MOVED_FRACTION };
+    let plan = plan_layers_with_sources(
+        &components.components,
+        &components.sources,
+        options.prior.as_ref(),
+        &plan_options,
+    );
     for warning in &plan.warnings {
         tracing::warn!(commit, "previous build's layout: {warning}");
     }
@@ -244,7 +253,9 @@ pub fn encapsulate_commit_cancellable(
         }
         Ok(())
     })
-    .map_err(|error| if cancellation.is_cancelled() { EncapsulateError::Cancelled } else { layers_error(error) })?;
+    .map_err(|error| {
+        if cancellation.is_cancelled() { EncapsulateError::Cancelled } else { layers_error(error) }
+    })?;
 
     let created = format_utc(tree.timestamp);
     let labels = image_labels(&tree, compressed.last().map(|layer| layer.diff_id.as_str()), &options.labels);
@@ -370,7 +381,10 @@ fn image_labels(
 }
 
 /// Reads the configuration blob of `manifest` from `directory`.
-pub fn read_configuration(directory: &OciDirectory, manifest: &ImageManifest) -> Result<ImageConfiguration, LayoutError> {
+pub fn read_configuration(
+    directory: &OciDirectory,
+    manifest: &ImageManifest,
+) -> Result<ImageConfiguration, LayoutError> {
     let bytes = directory.read_blob(&manifest.config.digest)?;
     serde_json::from_slice(&bytes).map_err(|error| LayoutError::Malformed {
         path: directory.blob_path(&manifest.config.digest).unwrap_or_else(|_| Path::new("").to_path_buf()),

@@ -63,9 +63,10 @@ pub fn write_commit_layer<W: Write>(
     tree: &CommitTree,
     remainder: &[&str],
 ) -> Result<(), ExportError> {
-    let root = tree.directory_metadata.get(&tree.root_dirmeta).copied().unwrap_or(
-        super::commit_tree::DirectoryMetadata { uid: 0, gid: 0, mode: DIRECTORY_OWNERSHIP.mode },
-    );
+    let root =
+        tree.directory_metadata.get(&tree.root_dirmeta).copied().unwrap_or(
+            super::commit_tree::DirectoryMetadata { uid: 0, gid: 0, mode: DIRECTORY_OWNERSHIP.mode },
+        );
     tar.directory("./", Ownership { uid: root.uid, gid: root.gid, mode: root.mode })?;
     write_repository_skeleton(tar)?;
     tar.file(&object_path(&tree.commit, "commit"), METADATA_OWNERSHIP, &tree.commit_object)?;
@@ -127,8 +128,7 @@ fn write_content_object<W: Write>(
     tree: &CommitTree,
     checksum: &str,
 ) -> Result<(), ExportError> {
-    let object_error =
-        |message: String| ExportError::Object { checksum: checksum.to_string(), message };
+    let object_error = |message: String| ExportError::Object { checksum: checksum.to_string(), message };
     let (stream, info, xattrs) =
         repo.load_file(checksum, gio::Cancellable::NONE).map_err(|error| object_error(error.to_string()))?;
     let ownership = Ownership {
@@ -142,9 +142,8 @@ fn write_content_object<W: Write>(
     let paths = tree.content.get(checksum).map(|object| object.paths.as_slice()).unwrap_or_default();
     match info.file_type() {
         gio::FileType::SymbolicLink => {
-            let target = info
-                .symlink_target()
-                .ok_or_else(|| object_error("symlink without a target".to_string()))?;
+            let target =
+                info.symlink_target().ok_or_else(|| object_error("symlink without a target".to_string()))?;
             tar.symlink(&object, &target.to_string_lossy(), ownership)?;
         }
         gio::FileType::Regular => {

@@ -147,8 +147,7 @@ pub fn verify_image(
 }
 
 fn create_scratch_repository(scratch: &Path) -> Result<ostree::Repo, ImportError> {
-    let scratch_error =
-        |message: String| ImportError::Scratch { path: scratch.to_path_buf(), message };
+    let scratch_error = |message: String| ImportError::Scratch { path: scratch.to_path_buf(), message };
     fs::create_dir_all(scratch).map_err(|error| scratch_error(error.to_string()))?;
     let mut entries = fs::read_dir(scratch).map_err(|error| scratch_error(error.to_string()))?;
     if entries.next().is_some() {
@@ -181,7 +180,12 @@ fn run_fsck(repository: &Path) -> Result<String, ImportError> {
     if !output.status.success() || !stderr.trim().is_empty() {
         return Err(ImportError::Fsck {
             path: repository.to_path_buf(),
-            output: format!("{}{}{}", stdout.trim_end(), if stdout.is_empty() { "" } else { "\n" }, stderr.trim_end()),
+            output: format!(
+                "{}{}{}",
+                stdout.trim_end(),
+                if stdout.is_empty() { "" } else { "\n" },
+                stderr.trim_end()
+            ),
         });
     }
     Ok(fsck_summary(&stdout))
@@ -237,7 +241,9 @@ impl Compression {
             LAYER_GZIP_MEDIA_TYPE | DOCKER_LAYER_MEDIA_TYPE => Ok(Compression::Gzip),
             LAYER_ZSTD_MEDIA_TYPE => Ok(Compression::Zstd),
             LAYER_TAR_MEDIA_TYPE | DOCKER_TAR_LAYER_MEDIA_TYPE => Ok(Compression::None),
-            other => Err(ImportError::MediaType { digest: layer.digest.clone(), media_type: other.to_string() }),
+            other => {
+                Err(ImportError::MediaType { digest: layer.digest.clone(), media_type: other.to_string() })
+            }
         }
     }
 }
@@ -267,7 +273,10 @@ struct ImportPlan {
     chunk_layers: Vec<PlannedLayer>,
 }
 
-fn plan_import(directory: &OciDirectory, manifest_descriptor: &Descriptor) -> Result<ImportPlan, ImportError> {
+fn plan_import(
+    directory: &OciDirectory,
+    manifest_descriptor: &Descriptor,
+) -> Result<ImportPlan, ImportError> {
     let manifest: ImageManifest = directory.read_manifest(manifest_descriptor)?;
     let manifest_error =
         |message: String| ImportError::Manifest { digest: manifest_descriptor.digest.clone(), message };
@@ -326,12 +335,13 @@ fn import_manifest(
     for layer in &plan.chunk_layers {
         importer.import_layer(directory, layer, LayerRole::Chunk)?;
     }
-    let commit = importer.import_layer(directory, &plan.commit_layer, LayerRole::Commit)?.ok_or_else(|| {
-        ImportError::Layer {
-            digest: plan.commit_layer.descriptor.digest.clone(),
-            message: "the commit layer holds no .commit object".to_string(),
-        }
-    })?;
+    let commit =
+        importer.import_layer(directory, &plan.commit_layer, LayerRole::Commit)?.ok_or_else(|| {
+            ImportError::Layer {
+                digest: plan.commit_layer.descriptor.digest.clone(),
+                message: "the commit layer holds no .commit object".to_string(),
+            }
+        })?;
     if commit != plan.commit_label {
         return Err(ImportError::CommitMismatch { label: plan.commit_label, found: commit });
     }
@@ -609,7 +619,8 @@ impl Importer<'_> {
         state: &mut LayerState,
     ) -> Result<(), ImportError> {
         let layer_error = |message: String| ImportError::Layer { digest: digest.to_string(), message };
-        let entries = archive.entries().map_err(|error| layer_error(format!("reading the tar stream: {error}")))?;
+        let entries =
+            archive.entries().map_err(|error| layer_error(format!("reading the tar stream: {error}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|error| layer_error(format!("reading the tar stream: {error}")))?;
             let path = entry.path_bytes().into_owned();
@@ -620,8 +631,11 @@ impl Importer<'_> {
                 continue;
             }
             let display = String::from_utf8_lossy(&path).into_owned();
-            let entry_error =
-                |message: String| ImportError::Entry { digest: digest.to_string(), path: display.clone(), message };
+            let entry_error = |message: String| ImportError::Entry {
+                digest: digest.to_string(),
+                path: display.clone(),
+                message,
+            };
             let (checksum, kind) = parse_object_name(relative).map_err(entry_error)?;
             let object = ObjectEntry { digest, path: &display, checksum: &checksum };
             self.import_object(&mut entry, &object, kind, state)?;
@@ -649,7 +663,9 @@ impl Importer<'_> {
         );
         match state.role {
             LayerRole::Chunk if is_metadata => {
-                return Err(object.error("metadata object in a chunk layer (only content objects belong there)"));
+                return Err(
+                    object.error("metadata object in a chunk layer (only content objects belong there)")
+                );
             }
             LayerRole::Commit if first && kind != ObjectKind::Commit => {
                 return Err(object.error("the first object of the commit layer must be the .commit"));
@@ -737,7 +753,9 @@ impl Importer<'_> {
                     return Err(object.error("the hardlink must point at a .file-xattrs object"));
                 }
                 state.xattrs.get(&xattrs_checksum).cloned().ok_or_else(|| {
-                    object.error(format!("links to {xattrs_checksum}.file-xattrs, which this layer does not hold (yet)"))
+                    object.error(format!(
+                        "links to {xattrs_checksum}.file-xattrs, which this layer does not hold (yet)"
+                    ))
                 })
             }
             other => Err(object.error(format!("unsupported tar entry type {other:?} for an xattrs link"))),
@@ -778,9 +796,10 @@ impl Importer<'_> {
         };
         let uid = owner(header.uid(), "uid")?;
         let gid = owner(header.gid(), "gid")?;
-        let permissions =
-            header.mode().map_err(|error| object.error(format!("invalid mode in the tar header: {error}")))?
-                & PERMISSION_BITS;
+        let permissions = header
+            .mode()
+            .map_err(|error| object.error(format!("invalid mode in the tar header: {error}")))?
+            & PERMISSION_BITS;
         let entry_type = header.entry_type();
         let present = self
             .repo
@@ -813,7 +832,8 @@ impl Importer<'_> {
                 self.bytes += size;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| object.error("symlink without a target"))?;
+                let target =
+                    entry.link_name_bytes().ok_or_else(|| object.error("symlink without a target"))?;
                 let target = std::str::from_utf8(&target)
                     .map_err(|_| object.error("the symlink target is not UTF-8"))?
                     .to_string();
@@ -821,7 +841,14 @@ impl Importer<'_> {
                     return Err(object.error("empty or NUL-containing symlink target"));
                 }
                 self.repo
-                    .write_symlink(Some(object.checksum), uid, gid, Some(xattrs), &target, gio::Cancellable::NONE)
+                    .write_symlink(
+                        Some(object.checksum),
+                        uid,
+                        gid,
+                        Some(xattrs),
+                        &target,
+                        gio::Cancellable::NONE,
+                    )
                     .map_err(|error| object.write_error(&error))?;
             }
             other => {
@@ -851,11 +878,14 @@ fn stream_regular_file<R: Read>(
     let mut remaining = size;
     while remaining > 0 {
         let wanted = usize::try_from(remaining.min(STREAM_CHUNK as u64)).unwrap_or(STREAM_CHUNK);
-        let read = entry.read(&mut buffer[..wanted]).map_err(|error| object.error(format!("reading: {error}")))?;
+        let read =
+            entry.read(&mut buffer[..wanted]).map_err(|error| object.error(format!("reading: {error}")))?;
         if read == 0 {
             return Err(object.error(format!("truncated: {remaining} of {size} bytes missing")));
         }
-        writer.write_all(&buffer[..read], gio::Cancellable::NONE).map_err(|error| object.write_error(&error))?;
+        writer
+            .write_all(&buffer[..read], gio::Cancellable::NONE)
+            .map_err(|error| object.write_error(&error))?;
         remaining -= read as u64;
     }
     writer.finish(gio::Cancellable::NONE).map_err(|error| object.write_error(&error))?;
@@ -871,7 +901,11 @@ struct ObjectEntry<'a> {
 
 impl ObjectEntry<'_> {
     fn error(&self, message: impl Into<String>) -> ImportError {
-        ImportError::Entry { digest: self.digest.to_string(), path: self.path.to_string(), message: message.into() }
+        ImportError::Entry {
+            digest: self.digest.to_string(),
+            path: self.path.to_string(),
+            message: message.into(),
+        }
     }
 
     fn corrupted(&self, detail: String) -> ImportError {
@@ -901,7 +935,9 @@ fn read_bounded<R: Read>(
 ) -> Result<Vec<u8>, ImportError> {
     let size = entry.size();
     if size > limit {
-        return Err(object.error(format!("{size} bytes, more than the {limit} allowed for this kind of object")));
+        return Err(
+            object.error(format!("{size} bytes, more than the {limit} allowed for this kind of object"))
+        );
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
     entry.read_to_end(&mut bytes).map_err(|error| object.error(format!("reading: {error}")))?;

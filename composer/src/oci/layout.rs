@@ -132,11 +132,12 @@ impl OciDirectory {
     pub fn open(path: &Path) -> Result<OciDirectory, LayoutError> {
         let layout_file = path.join("oci-layout");
         let text = fs::read_to_string(&layout_file).map_err(io_error(&layout_file))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| LayoutError::Malformed {
-            path: layout_file.clone(),
-            what: "layout file",
-            message: error.to_string(),
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| LayoutError::Malformed {
+                path: layout_file.clone(),
+                what: "layout file",
+                message: error.to_string(),
+            })?;
         if value.get("imageLayoutVersion").and_then(|version| version.as_str()).is_none() {
             return Err(LayoutError::Malformed {
                 path: layout_file,
@@ -201,6 +202,39 @@ impl OciDirectory {
         tempfile::Builder::new().prefix(".tmp-").tempfile_in(&directory).map_err(io_error(&directory))
     }
 
+    /// Copies blob `digest` from `source` unless this layout has it (hardlinked when both share a file system).
+    pub fn copy_blob_from(&self, source: &OciDirectory, digest: &str) -> Result<(), LayoutError> {
+        let target = self.blob_path(digest)?;
+        if target.exists() {
+            return Ok(());
+        }
+        let origin = source.blob_path(digest)?;
+        if fs::hard_link(&origin, &target).is_ok() {
+            return Ok(());
+        }
+        let mut temporary = self.temporary_file()?;
+        let mut reader = fs::File::open(&origin).map_err(io_error(&origin))?;
+        io::copy(&mut reader, &mut temporary).map_err(io_error(&target))?;
+        temporary
+            .persist(&target)
+            .map_err(|error| LayoutError::Io { path: target.clone(), source: error.error })?;
+        Ok(())
+    }
+
+    /// Copies the image `descriptor` names (manifest, config, layers) from `source`.
+    pub fn copy_image_from(
+        &self,
+        source: &OciDirectory,
+        descriptor: &Descriptor,
+    ) -> Result<ImageManifest, LayoutError> {
+        let manifest = source.read_manifest(descriptor)?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            self.copy_blob_from(source, &blob.digest)?;
+        }
+        self.copy_blob_from(source, &descriptor.digest)?;
+        Ok(manifest)
+    }
+
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, LayoutError> {
         let path = self.blob_path(digest)?;
         let bytes = fs::read(&path).map_err(io_error(&path))?;
@@ -248,7 +282,9 @@ impl OciDirectory {
             Some(tag) => index
                 .manifests
                 .iter()
-                .find(|entry| entry.annotations.get(REFERENCE_NAME_ANNOTATION).map(String::as_str) == Some(tag))
+                .find(|entry| {
+                    entry.annotations.get(REFERENCE_NAME_ANNOTATION).map(String::as_str) == Some(tag)
+                })
                 .cloned()
                 .ok_or_else(|| LayoutError::NoSuchTag {
                     path: self.path.clone(),
@@ -281,10 +317,8 @@ impl OciDirectory {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
     let directory = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(directory)
-        .map_err(io_error(directory))?;
+    let mut file =
+        tempfile::Builder::new().prefix(".tmp-").tempfile_in(directory).map_err(io_error(directory))?;
     file.write_all(bytes).map_err(io_error(path))?;
     file.as_file().sync_all().map_err(io_error(path))?;
     file.persist(path).map_err(|error| LayoutError::Io { path: path.to_path_buf(), source: error.error })?;
@@ -294,10 +328,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LayoutError> {
 /// Writes the layout at `directory` as an `oci-archive` tarball at `archive` (temporary file, then rename).
 pub fn write_archive(directory: &OciDirectory, archive: &Path) -> Result<(), LayoutError> {
     let parent = archive.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let temporary = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(parent)
-        .map_err(io_error(parent))?;
+    let temporary = tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent).map_err(io_error(parent))?;
     let mut builder = tar::Builder::new(io::BufWriter::new(temporary));
     builder.mode(tar::HeaderMode::Deterministic);
     let mut entries = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
@@ -314,12 +345,13 @@ pub fn write_archive(directory: &OciDirectory, archive: &Path) -> Result<(), Lay
         builder.append_path_with_name(&source, &entry).map_err(io_error(&source))?;
     }
     let writer = builder.into_inner().map_err(io_error(archive))?;
-    let temporary = writer.into_inner().map_err(|error| LayoutError::Io {
-        path: archive.to_path_buf(),
-        source: error.into_error(),
-    })?;
+    let temporary = writer
+        .into_inner()
+        .map_err(|error| LayoutError::Io { path: archive.to_path_buf(), source: error.into_error() })?;
     temporary.as_file().sync_all().map_err(io_error(archive))?;
-    temporary.persist(archive).map_err(|error| LayoutError::Io { path: archive.to_path_buf(), source: error.error })?;
+    temporary
+        .persist(archive)
+        .map_err(|error| LayoutError::Io { path: archive.to_path_buf(), source: error.error })?;
     Ok(())
 }
 

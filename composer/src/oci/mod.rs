@@ -9,6 +9,7 @@ pub mod diff;
 pub mod encapsulate;
 pub mod export;
 pub mod import;
+pub mod index;
 pub mod layout;
 pub mod registry;
 pub mod tar_writer;

@@ -99,7 +99,14 @@ impl<W: Write> TarWriter<W> {
         Ok(self.output)
     }
 
-    fn header(&mut self, path: &str, kind: EntryKind, ownership: Ownership, size: u64, link: &str) -> io::Result<()> {
+    fn header(
+        &mut self,
+        path: &str,
+        kind: EntryKind,
+        ownership: Ownership,
+        size: u64,
+        link: &str,
+    ) -> io::Result<()> {
         if path.len() > NAME_FIELD {
             self.long_name(b'L', path)?;
         }
@@ -233,9 +240,13 @@ mod tests {
         let long_target = format!("{}/{}", "d".repeat(80), "e".repeat(80));
         let mut writer = TarWriter::new(Vec::new());
         writer.directory("./", Ownership { uid: 0, gid: 0, mode: 0o40755 }).expect("dir");
-        writer.file("usr/bin/tool", Ownership { uid: 1000, gid: 10, mode: 0o104755 }, b"#!/bin/sh\n").expect("file");
+        writer
+            .file("usr/bin/tool", Ownership { uid: 1000, gid: 10, mode: 0o104755 }, b"#!/bin/sh\n")
+            .expect("file");
         writer.file(&long_name, OWNER, b"").expect("long");
-        writer.symlink("usr/lib/link", &long_target, Ownership { uid: 0, gid: 0, mode: 0o120777 }).expect("link");
+        writer
+            .symlink("usr/lib/link", &long_target, Ownership { uid: 0, gid: 0, mode: 0o120777 })
+            .expect("link");
         writer.hardlink("etc/passwd", "usr/bin/tool", OWNER).expect("hardlink");
         let mut streamed = &b"streamed content"[..];
         writer.file_from_reader("streamed", OWNER, 16, &mut streamed).expect("stream");

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::encapsulate::{ImageConfiguration, read_configuration};
 use super::layout::{ImageManifest, LayoutError, OciDirectory, extract_archive, write_archive};
 use super::registry::{
-    RegistryError, RegistryOptions, RegistryReference, fetch_blob, fetch_manifest, pull_to_layout, push_layout,
+    RegistryError, RegistryOptions, RegistryReference, fetch_blob, fetch_manifest, pull_to_layout,
+    push_layout,
 };
 
 /// The tag an `oci:` or `oci-archive:` target gets when it names none.
@@ -17,7 +18,9 @@ const CONFIG_SIZE_LIMIT: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("{text:?} is not an image target: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or registry:HOST/REPO:TAG")]
+    #[error(
+        "{text:?} is not an image target: use oci:DIR[:TAG], oci-archive:FILE[:TAG] or registry:HOST/REPO:TAG"
+    )]
     Unknown { text: String },
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -57,7 +60,9 @@ fn split_tag(text: &str) -> (PathBuf, Option<String>) {
         Some((path, tag))
             if !path.is_empty()
                 && !tag.is_empty()
-                && tag.chars().all(|character| character.is_ascii_alphanumeric() || "._-".contains(character)) =>
+                && tag
+                    .chars()
+                    .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character)) =>
         {
             (PathBuf::from(path), Some(tag.to_string()))
         }
@@ -104,12 +109,16 @@ fn malformed(target: &ImageTarget, message: impl fmt::Display) -> TargetError {
 
 /// Reads the manifest and configuration of `target` (no layers are fetched). `scratch` holds an extracted
 /// archive for the duration of the call.
-pub async fn describe(target: &ImageTarget, registry: &RegistryOptions, scratch: &Path) -> Result<ImageDescription, TargetError> {
+pub async fn describe(
+    target: &ImageTarget,
+    registry: &RegistryOptions,
+    scratch: &Path,
+) -> Result<ImageDescription, TargetError> {
     match target {
         ImageTarget::Registry(reference) => {
             let pulled = fetch_manifest(reference, registry).await?;
-            let manifest: ImageManifest =
-                serde_json::from_slice(&pulled.bytes).map_err(|error| malformed(target, format!("manifest: {error}")))?;
+            let manifest: ImageManifest = serde_json::from_slice(&pulled.bytes)
+                .map_err(|error| malformed(target, format!("manifest: {error}")))?;
             if manifest.config.size > CONFIG_SIZE_LIMIT {
                 return Err(malformed(target, format!("config of {} bytes", manifest.config.size)));
             }
@@ -137,7 +146,9 @@ pub async fn open_local(
 ) -> Result<(OciDirectory, Option<String>), TargetError> {
     match target {
         ImageTarget::Directory { path, tag } => Ok((OciDirectory::open(path)?, tag.clone())),
-        ImageTarget::Archive { path, tag } => Ok((extract_archive(path, &scratch.join("archive"))?, tag.clone())),
+        ImageTarget::Archive { path, tag } => {
+            Ok((extract_archive(path, &scratch.join("archive"))?, tag.clone()))
+        }
         ImageTarget::Registry(reference) => {
             let directory = scratch.join("pulled");
             pull_to_layout(reference, &directory, DEFAULT_TAG, registry).await?;
@@ -148,7 +159,10 @@ pub async fn open_local(
 
 /// Where an image is assembled before it goes to `target`: the layout itself for `oci:`, a staging
 /// layout otherwise (next to the archive, or under `staging` for a registry).
-pub fn staging_directory(target: &ImageTarget, staging: &Path) -> Result<(OciDirectory, String), TargetError> {
+pub fn staging_directory(
+    target: &ImageTarget,
+    staging: &Path,
+) -> Result<(OciDirectory, String), TargetError> {
     match target {
         ImageTarget::Directory { path, tag } => {
             Ok((OciDirectory::create(path)?, tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string())))
@@ -156,9 +170,10 @@ pub fn staging_directory(target: &ImageTarget, staging: &Path) -> Result<(OciDir
         ImageTarget::Archive { tag, .. } => {
             Ok((OciDirectory::create(staging)?, tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string())))
         }
-        ImageTarget::Registry(reference) => {
-            Ok((OciDirectory::create(staging)?, reference.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string())))
-        }
+        ImageTarget::Registry(reference) => Ok((
+            OciDirectory::create(staging)?,
+            reference.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string()),
+        )),
     }
 }
 
