@@ -10,7 +10,8 @@
 //!   plus the commit layer) and a single-layer image (target: 12-week total at most 1.5x the ideal, with
 //!   64 layers).
 //!
-//! Needs `ARBOR_BENCH_CORPUS` with `gen0/` .. `gen12/` (`make corpus`; fewer generations give fewer
+//! `ARBOR_BENCH_COMPRESSION=zstd` makes zstd images (the ideal counts RPM payloads, which are zstd, so
+//! this compares like with like). Needs `ARBOR_BENCH_CORPUS` with `gen0/` .. `gen12/` (`make corpus`; fewer generations give fewer
 //! weeks), ostree, skopeo, docker-registry, gzip and /usr/bin/time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -50,6 +51,8 @@ fn main() {
     let cache = scratch.path().join("cache");
     let repo = scratch.path().join("repo");
     let images = scratch.path().join("images");
+    let compression = std::env::var("ARBOR_BENCH_COMPRESSION").unwrap_or_else(|_| "gzip".to_string());
+    println!("layer compression: {compression}");
 
     write_repo_file(&treefile_directory, &generations[0]);
     let composed = compose(&treefile, &cache, &repo);
@@ -57,13 +60,23 @@ fn main() {
 
     // Encapsulation against gzip -6 of the same bytes.
     let started = Instant::now();
-    arbor(&["image", "encapsulate", "--repo", path(&repo), "bench/x86_64", "--output", &oci(&images, 0)]);
+    arbor(&[
+        "image",
+        "encapsulate",
+        "--repo",
+        path(&repo),
+        "bench/x86_64",
+        "--output",
+        &oci(&images, 0),
+        "--compression",
+        &compression,
+    ]);
     let encapsulate_seconds = started.elapsed().as_secs_f64();
     let directory = OciDirectory::open(&images).unwrap();
     let manifest = read_manifest(&directory, &tag(0));
     let compressed: u64 = manifest.layers.iter().map(|layer| layer.size).sum();
     let uncompressed_file = scratch.path().join("layers.tar");
-    let uncompressed = decompress_layers(&directory, &manifest, &uncompressed_file);
+    let uncompressed = decompress_layers(&directory, &manifest, &uncompressed_file, &compression);
     let started = Instant::now();
     let gzip =
         Command::new("gzip").args(["-6", "-c"]).arg(&uncompressed_file).output().expect("running gzip");
@@ -134,6 +147,8 @@ fn main() {
             &oci(&images, week),
             "--previous-build",
             &oci(&images, week - 1),
+            "--compression",
+            &compression,
         ]);
         let old = read_manifest(&directory, &tag(week - 1));
         let new = read_manifest(&directory, &tag(week));
@@ -212,12 +227,21 @@ fn read_manifest(directory: &OciDirectory, tag: &str) -> ImageManifest {
 }
 
 /// Writes every layer, decompressed, into one file (what gzip compresses in comparison); returns its size.
-fn decompress_layers(directory: &OciDirectory, manifest: &ImageManifest, output: &Path) -> u64 {
+fn decompress_layers(
+    directory: &OciDirectory,
+    manifest: &ImageManifest,
+    output: &Path,
+    compression: &str,
+) -> u64 {
     let mut file = std::fs::File::create(output).unwrap();
     let mut total = 0;
     for layer in &manifest.layers {
         let blob = directory.open_blob(&layer.digest).unwrap();
-        total += std::io::copy(&mut flate2::read::GzDecoder::new(blob), &mut file).unwrap();
+        total += if compression == "zstd" {
+            std::io::copy(&mut zstd::stream::read::Decoder::new(blob).unwrap(), &mut file).unwrap()
+        } else {
+            std::io::copy(&mut flate2::read::GzDecoder::new(blob), &mut file).unwrap()
+        };
     }
     total
 }
