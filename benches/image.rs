@@ -60,17 +60,7 @@ fn main() {
 
     // Encapsulation against gzip -6 of the same bytes.
     let started = Instant::now();
-    arbor(&[
-        "image",
-        "encapsulate",
-        "--repo",
-        path(&repo),
-        "bench/x86_64",
-        "--output",
-        &oci(&images, 0),
-        "--compression",
-        &compression,
-    ]);
+    encapsulate(&repo, &oci(&images, 0), None, &compression);
     let encapsulate_seconds = started.elapsed().as_secs_f64();
     let directory = OciDirectory::open(&images).unwrap();
     let manifest = read_manifest(&directory, &tag(0));
@@ -137,19 +127,7 @@ fn main() {
     for week in 1..generations.len() {
         write_repo_file(&treefile_directory, &generations[week]);
         compose(&treefile, &cache, &repo);
-        arbor(&[
-            "image",
-            "encapsulate",
-            "--repo",
-            path(&repo),
-            "bench/x86_64",
-            "--output",
-            &oci(&images, week),
-            "--previous-build",
-            &oci(&images, week - 1),
-            "--compression",
-            &compression,
-        ]);
+        encapsulate(&repo, &oci(&images, week), Some(&oci(&images, week - 1)), &compression);
         let old = read_manifest(&directory, &tag(week - 1));
         let new = read_manifest(&directory, &tag(week));
         let old_digests: BTreeSet<&str> = old.layers.iter().map(|layer| layer.digest.as_str()).collect();
@@ -219,6 +197,25 @@ fn arbor(arguments: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `arbor image encapsulate` of the benchmark's branch into `output`.
+fn encapsulate(repo: &Path, output: &str, previous: Option<&str>, compression: &str) {
+    let mut arguments = vec![
+        "image",
+        "encapsulate",
+        "--repo",
+        path(repo),
+        "bench/x86_64",
+        "--output",
+        output,
+        "--compression",
+        compression,
+    ];
+    if let Some(previous) = previous {
+        arguments.extend(["--previous-build", previous]);
+    }
+    arbor(&arguments);
 }
 
 fn read_manifest(directory: &OciDirectory, tag: &str) -> ImageManifest {

@@ -27,6 +27,8 @@ mod connection;
 mod fault;
 pub mod http_date;
 mod request;
+
+pub(crate) use request::percent_decode;
 mod response;
 mod state;
 

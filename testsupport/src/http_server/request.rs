@@ -146,7 +146,7 @@ fn parse_head(lines: &[String], reader: &mut impl BufRead) -> io::Result<ReadOut
 }
 
 /// Decodes `%XX` escapes; invalid escapes are kept verbatim.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
