@@ -11,6 +11,7 @@ pub mod download;
 pub mod fetch;
 pub mod file_object;
 pub mod filelists;
+pub mod human;
 pub mod inputhash;
 pub mod lock_update;
 pub mod oci;

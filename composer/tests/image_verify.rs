@@ -9,9 +9,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use arbor_testsupport::tools::run_tool;
-use composer::oci::import::{
-    COMMIT_LABEL, FINAL_DIFFID_LABEL, IMPORT_REF, ImportError, ImportedImage, import_image, verify_image,
-};
+use composer::oci::encapsulate::{LABEL_COMMIT, LABEL_FINAL_DIFF_ID};
+use composer::oci::import::{IMPORT_REF, ImportError, ImportedImage, import_image, verify_image};
 use composer::oci::layout::{
     DOCKER_LAYER_MEDIA_TYPE, IMAGE_CONFIG_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageManifest,
     LAYER_GZIP_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE, LAYER_ZSTD_MEDIA_TYPE, OciDirectory, canonical_json,
@@ -409,15 +408,15 @@ fn write_image(path: &Path, source: &Source, options: &ImageOptions) -> OciDirec
         file.write_all(b"\0tampered\0").unwrap();
     }
     let mut labels = BTreeMap::new();
-    labels.insert(COMMIT_LABEL.to_string(), options.commit_label.clone().unwrap_or(source.commit.clone()));
+    labels.insert(LABEL_COMMIT.to_string(), options.commit_label.clone().unwrap_or(source.commit.clone()));
     if options.final_diffid_label {
-        labels.insert(FINAL_DIFFID_LABEL.to_string(), diff_ids.last().unwrap().clone());
+        labels.insert(LABEL_FINAL_DIFF_ID.to_string(), diff_ids.last().unwrap().clone());
     }
     labels.insert("containers.bootc".to_string(), "1".to_string());
     if options.wrong_diff_id {
         *diff_ids.last_mut().unwrap() = sha256_digest(b"not this layer");
         if options.final_diffid_label {
-            labels.insert(FINAL_DIFFID_LABEL.to_string(), diff_ids.last().unwrap().clone());
+            labels.insert(LABEL_FINAL_DIFF_ID.to_string(), diff_ids.last().unwrap().clone());
         }
     }
     let history: Vec<serde_json::Value> = (0..tars.len())

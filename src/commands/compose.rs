@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use composer::fetch::{FetchOptions, Fetcher};
+pub use composer::human::human_bytes;
 use composer::resolve::{LockSettings, Resolution, resolve};
 use treefiles::Flattened;
 use treefiles::lockfile::Lockfile;
@@ -186,16 +187,4 @@ fn print_table(resolution: &Resolution, inputhash: &str) {
         human_bytes(download),
         human_bytes(installed)
     );
-}
-
-/// Sizes for people: KiB / MiB / GiB with one decimal.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }

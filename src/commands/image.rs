@@ -22,7 +22,7 @@ use composer::oci::target::{
 };
 
 use super::compose::{human_bytes, runtime};
-use super::compose_tree::{ComposeInputs, prepare, print_summary};
+use super::compose_tree::{ComposeInputs, parse_key_value, prepare, print_summary};
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -100,7 +100,7 @@ pub struct ImageOutputArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_LAYERS)]
     pub max_layers: usize,
     /// Image label (and manifest annotation): KEY=VALUE.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub labels: Vec<(String, String)>,
     /// Layer compression: gzip (every client) or zstd (ostree-ext 0.13.4 and later).
     #[arg(long, default_value = "gzip", value_parser = parse_compression)]
@@ -132,13 +132,6 @@ pub struct ComposeImageArgs {
     pub repo: Option<PathBuf>,
     #[command(flatten)]
     pub output: ImageOutputArgs,
-}
-
-fn parse_label(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("\"{text}\" is not KEY=VALUE")),
-    }
 }
 
 fn parse_compression(text: &str) -> Result<Compression, String> {

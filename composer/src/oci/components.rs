@@ -64,12 +64,6 @@ pub fn commit_components(
     tree: &CommitTree,
     scratch: &Path,
 ) -> Result<CommitComponents, ComponentsError> {
-    let rpmdb = find_rpmdb(tree);
-    let packages = match &rpmdb {
-        Some((directory, _)) => Some(query_rpmdb(repo, tree, directory, scratch)?),
-        None => None,
-    };
-    let mut owner: HashMap<&str, String> = HashMap::new();
     let path_to_object: HashMap<&str, &str> = tree
         .content
         .iter()
@@ -77,6 +71,12 @@ pub fn commit_components(
             object.paths.iter().map(move |path| (path.as_str(), checksum.as_str()))
         })
         .collect();
+    let rpmdb = find_rpmdb(&path_to_object);
+    let packages = match &rpmdb {
+        Some((directory, _)) => Some(query_rpmdb(repo, tree, directory, scratch)?),
+        None => None,
+    };
+    let mut owner: HashMap<&str, String> = HashMap::new();
     let mut probabilities: BTreeMap<String, (ComponentKind, f64)> = BTreeMap::new();
     if let Some(packages) = &packages {
         let reference = packages.values().map(|package| package.buildtime).max().unwrap_or_default();
@@ -177,15 +177,9 @@ fn directory_component(path: &str) -> String {
     if depth == 0 { "/".to_string() } else { parents[..depth].join("/") }
 }
 
-/// The rpm database directory of the commit and its database file, if there is one.
-fn find_rpmdb(tree: &CommitTree) -> Option<(String, String)> {
-    let paths: HashMap<&str, &str> = tree
-        .content
-        .iter()
-        .flat_map(|(checksum, object)| {
-            object.paths.iter().map(move |path| (path.as_str(), checksum.as_str()))
-        })
-        .collect();
+/// The rpm database directory of the commit and its database file, if there is one (`paths`: every
+/// committed path and its object).
+fn find_rpmdb(paths: &HashMap<&str, &str>) -> Option<(String, String)> {
     RPMDB_DIRECTORIES.iter().find_map(|directory| {
         ["rpmdb.sqlite", "Packages"].iter().find_map(|file| {
             let path = format!("{directory}/{file}");

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use super::encapsulate::ANNOTATION_COMPONENTS;
 use super::layout::{Descriptor, ImageManifest};
+use crate::human::human_bytes;
 
-/// The chunk layer annotation listing the components (package names) a layer carries.
-pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
 /// How the first layer is described when it has no components annotation.
 const COMMIT_LAYER_DESCRIPTION: &str = "commit layer";
 /// How a layer with an empty components annotation (the reserved bin) is described.
@@ -18,9 +18,6 @@ const SHORT_DIGEST_HEX: usize = 12;
 /// Components text longer than this is cut in the layer lists.
 const DESCRIPTION_WIDTH: usize = 72;
 const PERCENT: f64 = 100.0;
-/// Steps of the human-readable sizes.
-const BYTES_PER_UNIT: f64 = 1024.0;
-const SIZE_UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
 
 /// One layer of either image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,24 +84,13 @@ pub fn diff_manifests(old: &ImageManifest, new: &ImageManifest) -> ImageDiff {
 }
 
 fn change(index: usize, layer: &Descriptor) -> LayerChange {
-    let description = match layer.annotations.get(COMPONENTS_ANNOTATION) {
+    let description = match layer.annotations.get(ANNOTATION_COMPONENTS) {
         Some(components) if components.is_empty() => NO_COMPONENTS_DESCRIPTION.to_string(),
         Some(components) => components.clone(),
         None if index == 0 => COMMIT_LAYER_DESCRIPTION.to_string(),
         None => format!("layer {index}"),
     };
     LayerChange { digest: layer.digest.clone(), size: layer.size, description }
-}
-
-/// Sizes for people: B, KiB, MiB or GiB with one decimal.
-pub fn human_bytes(bytes: u64) -> String {
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= BYTES_PER_UNIT && unit + 1 < SIZE_UNITS.len() {
-        value /= BYTES_PER_UNIT;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", SIZE_UNITS[unit]) }
 }
 
 fn total(layers: &[LayerChange]) -> u64 {
@@ -176,7 +162,7 @@ mod tests {
     fn layer(name: &str, size: u64, components: Option<&str>) -> Descriptor {
         let mut annotations = BTreeMap::new();
         if let Some(components) = components {
-            annotations.insert(COMPONENTS_ANNOTATION.to_string(), components.to_string());
+            annotations.insert(ANNOTATION_COMPONENTS.to_string(), components.to_string());
         }
         Descriptor {
             media_type: LAYER_GZIP_MEDIA_TYPE.to_string(),

@@ -18,21 +18,15 @@ use ostree::glib;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::encapsulate::{LABEL_COMMIT, LABEL_FINAL_DIFF_ID};
 use super::layout::{
-    DOCKER_LAYER_MEDIA_TYPE, Descriptor, ImageManifest, LAYER_GZIP_MEDIA_TYPE, LAYER_TAR_MEDIA_TYPE,
-    LAYER_ZSTD_MEDIA_TYPE, LayoutError, OciDirectory,
+    DOCKER_LAYER_MEDIA_TYPE, DOCKER_TAR_LAYER_MEDIA_TYPE, Descriptor, ImageManifest, LAYER_GZIP_MEDIA_TYPE,
+    LAYER_TAR_MEDIA_TYPE, LAYER_ZSTD_MEDIA_TYPE, LayoutError, OciDirectory,
 };
 use crate::pkgcache::manifest::MODE_REGULAR;
 
-/// Config label (and manifest annotation) naming the commit the image encapsulates.
-pub const COMMIT_LABEL: &str = "ostree.commit";
-/// Config label naming the diff_id of the last layer that belongs to the ostree commit; its presence is
-/// what makes an image ostree-encapsulated.
-pub const FINAL_DIFFID_LABEL: &str = "ostree.final-diffid";
 /// The ref `import_image` points at the imported commit.
 pub const IMPORT_REF: &str = "arbor/verify";
-/// Docker schema 2 uncompressed layers (accepted by clients like the OCI plain tar type).
-pub const DOCKER_TAR_LAYER_MEDIA_TYPE: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// Where the objects of the encapsulated repository live inside every layer.
 const OBJECTS_PREFIX: &[u8] = b"sysroot/ostree/repo/objects/";
@@ -77,7 +71,7 @@ pub enum ImportError {
     Entry { digest: String, path: String, message: String },
     #[error("layer {digest}: {path}: corrupted object: {detail}")]
     CorruptedObject { digest: String, path: String, detail: String },
-    #[error("the commit layer holds commit {found}, but the {COMMIT_LABEL} label says {label}")]
+    #[error("the commit layer holds commit {found}, but the {LABEL_COMMIT} label says {label}")]
     CommitMismatch { label: String, found: String },
     #[error("commit {commit} is incomplete: {message}")]
     Incomplete { commit: String, message: String },
@@ -297,11 +291,11 @@ fn plan_import(
         return Err(manifest_error("no layers".to_string()));
     }
     let labels = config.config.and_then(|section| section.labels).unwrap_or_default();
-    let final_diff_id = labels.get(FINAL_DIFFID_LABEL).ok_or_else(|| ImportError::NotOstree {
-        reason: format!("no {FINAL_DIFFID_LABEL} label in the image config"),
+    let final_diff_id = labels.get(LABEL_FINAL_DIFF_ID).ok_or_else(|| ImportError::NotOstree {
+        reason: format!("no {LABEL_FINAL_DIFF_ID} label in the image config"),
     })?;
     let final_index = diff_ids.iter().position(|diff_id| diff_id == final_diff_id).ok_or_else(|| {
-        config_error(format!("{FINAL_DIFFID_LABEL} {final_diff_id} is not one of rootfs.diff_ids"))
+        config_error(format!("{LABEL_FINAL_DIFF_ID} {final_diff_id} is not one of rootfs.diff_ids"))
     })?;
     let derived = diff_ids.len() - final_index - 1;
     if derived > 0 {
@@ -310,9 +304,9 @@ fn plan_import(
         )));
     }
     let commit_label = labels
-        .get(COMMIT_LABEL)
+        .get(LABEL_COMMIT)
         .filter(|checksum| is_checksum(checksum.as_bytes()))
-        .ok_or_else(|| config_error(format!("no valid {COMMIT_LABEL} label (64 lowercase hex digits)")))?
+        .ok_or_else(|| config_error(format!("no valid {LABEL_COMMIT} label (64 lowercase hex digits)")))?
         .clone();
     let mut planned = Vec::with_capacity(manifest.layers.len());
     for (descriptor, diff_id) in manifest.layers.into_iter().zip(diff_ids) {

@@ -20,6 +20,8 @@ pub const LAYER_ZSTD_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+
 pub const LAYER_TAR_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Docker schema 2 layers, which clients also accept (gzip).
 pub const DOCKER_LAYER_MEDIA_TYPE: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker schema 2 uncompressed layers.
+pub const DOCKER_TAR_LAYER_MEDIA_TYPE: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const LAYOUT_FILE_CONTENT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 #[derive(Debug, thiserror::Error)]

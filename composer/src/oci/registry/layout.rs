@@ -4,22 +4,19 @@
 
 use super::RegistryError;
 use super::reference::validate_digest;
+pub(super) use crate::oci::layout::sha256_digest;
+use crate::oci::layout::{IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, REFERENCE_NAME_ANNOTATION};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// The annotation of an `index.json` entry that holds its tag.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// The manifest types a pull accepts, for the `Accept` header.
 pub(super) const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
-    OCI_MANIFEST_MEDIA_TYPE,
-    OCI_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_INDEX_MEDIA_TYPE,
     DOCKER_MANIFEST_MEDIA_TYPE,
     DOCKER_MANIFEST_LIST_MEDIA_TYPE,
 ];
@@ -94,12 +91,12 @@ impl Manifest {
         let media_type = match (declared, fields.media_type.as_deref()) {
             (Some(declared), _) => declared.to_string(),
             (None, Some(field)) => field.to_string(),
-            (None, None) if fields.manifests.is_some() => OCI_INDEX_MEDIA_TYPE.to_string(),
-            (None, None) => OCI_MANIFEST_MEDIA_TYPE.to_string(),
+            (None, None) if fields.manifests.is_some() => IMAGE_INDEX_MEDIA_TYPE.to_string(),
+            (None, None) => IMAGE_MANIFEST_MEDIA_TYPE.to_string(),
         };
         let kind = match media_type.as_str() {
-            OCI_MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST_MEDIA_TYPE => ManifestKind::Image,
-            OCI_INDEX_MEDIA_TYPE | DOCKER_MANIFEST_LIST_MEDIA_TYPE => ManifestKind::Index,
+            IMAGE_MANIFEST_MEDIA_TYPE | DOCKER_MANIFEST_MEDIA_TYPE => ManifestKind::Image,
+            IMAGE_INDEX_MEDIA_TYPE | DOCKER_MANIFEST_LIST_MEDIA_TYPE => ManifestKind::Index,
             other => return Err(format!("unsupported manifest media type `{other}`")),
         };
         let references = match kind {
@@ -131,11 +128,6 @@ impl Manifest {
             other: BTreeMap::new(),
         }
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub(super) fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// `blobs/sha256/<hex>` of a validated digest.
@@ -170,7 +162,7 @@ fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Registry
     std::fs::read(path).map_err(RegistryError::io(path))
 }
 
-/// Reads `index.json` of `layout` and picks the entry tagged `tag` (by [`REF_NAME_ANNOTATION`]),
+/// Reads `index.json` of `layout` and picks the entry tagged `tag` (by [`REFERENCE_NAME_ANNOTATION`]),
 /// or the only entry when `tag` is `None`.
 pub(super) fn select_entry(layout: &Path, tag: Option<&str>) -> Result<Descriptor, RegistryError> {
     let marker = layout.join("oci-layout");
@@ -184,7 +176,7 @@ pub(super) fn select_entry(layout: &Path, tag: Option<&str>) -> Result<Descripto
     let bytes = read_limited(&index_path, MAXIMUM_INDEX_JSON_BYTES, "index")?;
     let index: IndexJson = serde_json::from_slice(&bytes)
         .map_err(|error| RegistryError::Layout { path: index_path.clone(), reason: error.to_string() })?;
-    let tag_of = |entry: &Descriptor| entry.annotations.get(REF_NAME_ANNOTATION).cloned();
+    let tag_of = |entry: &Descriptor| entry.annotations.get(REFERENCE_NAME_ANNOTATION).cloned();
     let entry = match tag {
         Some(tag) => {
             index.manifests.iter().find(|entry| tag_of(entry).as_deref() == Some(tag)).cloned().ok_or_else(
@@ -288,14 +280,14 @@ pub(super) fn set_index_entry(layout: &Path, tag: &str, manifest: &Manifest) -> 
             .map_err(|error| RegistryError::Layout { path: index_path.clone(), reason: error.to_string() })?
     } else {
         let mut other = BTreeMap::new();
-        other.insert("mediaType".to_string(), serde_json::Value::from(OCI_INDEX_MEDIA_TYPE));
+        other.insert("mediaType".to_string(), serde_json::Value::from(IMAGE_INDEX_MEDIA_TYPE));
         IndexJson { schema_version: SCHEMA_VERSION, manifests: Vec::new(), other }
     };
     index
         .manifests
-        .retain(|entry| entry.annotations.get(REF_NAME_ANNOTATION).map(String::as_str) != Some(tag));
+        .retain(|entry| entry.annotations.get(REFERENCE_NAME_ANNOTATION).map(String::as_str) != Some(tag));
     let mut entry = manifest.descriptor();
-    entry.annotations.insert(REF_NAME_ANNOTATION.to_string(), tag.to_string());
+    entry.annotations.insert(REFERENCE_NAME_ANNOTATION.to_string(), tag.to_string());
     index.manifests.push(entry);
     let bytes = serde_json::to_vec(&index)
         .map_err(|error| RegistryError::Layout { path: index_path.clone(), reason: error.to_string() })?;
@@ -314,7 +306,7 @@ mod tests {
         );
         let (manifest, references) = Manifest::parse(image.into_bytes(), None).expect("image");
         assert_eq!(manifest.kind, ManifestKind::Image);
-        assert_eq!(manifest.media_type, OCI_MANIFEST_MEDIA_TYPE);
+        assert_eq!(manifest.media_type, IMAGE_MANIFEST_MEDIA_TYPE);
         assert_eq!(references.blobs.len(), 2);
         let index = format!(
             r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"m","digest":"{digest}","size":3}}]}}"#

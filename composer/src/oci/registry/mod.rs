@@ -22,10 +22,7 @@ mod reference;
 mod retry;
 
 pub use auth::{AuthEnvironment, AuthFileCandidate, AuthFileSource, Credentials, auth_file_candidates};
-pub use layout::{
-    DOCKER_MANIFEST_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE, REF_NAME_ANNOTATION,
-};
+pub use layout::{DOCKER_MANIFEST_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE};
 pub use pull::{MAXIMUM_FETCHED_BLOB_BYTES, PulledManifest, fetch_blob, fetch_manifest, pull_to_layout};
 pub use push::{PushReport, push_layout};
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, RegistryReference};
