@@ -21,6 +21,10 @@ const COLD_RUNS: usize = 3;
 const WARM_RUNS: usize = 7;
 
 fn main() {
+    // `RUST_LOG=info` shows the phases (metadata, load, prepare, solve) of every run.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let corpus =
         PathBuf::from(std::env::var("ARBOR_BENCH_CORPUS").expect("set ARBOR_BENCH_CORPUS (make bench does)"));
     let scratch = tempfile::tempdir().unwrap();

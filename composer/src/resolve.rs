@@ -380,12 +380,14 @@ async fn solve_pool(
         }
         // Caches are written once the pool is complete: they record the file provides `prepare` added
         // and those found in filelists, so a later load needs neither search.
+        let caching = std::time::Instant::now();
         for (handle, cache) in caches_to_write {
             pool.record_added_file_provides(handle);
             if let Err(error) = pool.write_solv_cache(handle, &cache) {
                 tracing::warn!(repo.id = %pool.repo_name(handle), %error, "could not write the solv cache");
             }
         }
+        let cached_ms = caching.elapsed().as_millis() as u64;
         let (excluded, warnings) = exclusions(&pool, &handles, &constraints);
         if !excluded.is_empty() {
             pool.set_excluded(&excluded);
@@ -400,6 +402,7 @@ async fn solve_pool(
         };
         tracing::info!(
             solved_ms = solved.as_millis() as u64,
+            cached_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             solved = result.is_ok(),
             "solved"

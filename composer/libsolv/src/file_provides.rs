@@ -12,7 +12,6 @@ use libsolv_sys as sys;
 
 use crate::error::SolvError;
 use crate::pool::{Pool, RepoHandle};
-use crate::queue::Queue;
 
 impl Pool {
     /// File paths that some package depends on and no loaded package provides.
@@ -43,20 +42,8 @@ impl Pool {
     /// [`Pool::write_solv_cache`].
     pub fn record_added_file_provides(&mut self, repo: RepoHandle) {
         self.ensure_prepared();
-        let mut queue = Queue::new();
-        for id in self.file_dependencies.borrow().iter() {
-            queue.push(*id);
-        }
         let raw_repo = self.repository(repo).raw.as_ptr();
-        // SAFETY: `raw_repo` is a repository of this valid pool; repo_last_repodata returns (or
-        // creates) its last repodata, which stays valid while the repository exists; the queue is
-        // initialised and outlives the call, which copies it.
-        unsafe {
-            let data = sys::repo_last_repodata(raw_repo);
-            let key = sys::solv_knownid_REPOSITORY_ADDEDFILEPROVIDES as sys::Id;
-            sys::repodata_set_idarray(data, sys::SOLVID_META, key, queue.as_mut_ptr());
-            sys::repodata_internalize(data);
-        }
+        crate::file_search::mark_file_provides_added(raw_repo, &self.file_dependencies.borrow());
     }
 
     /// Adds file provides to solvables of `repo`: each owner is (name, `[E:]V-R`, arch, path), and

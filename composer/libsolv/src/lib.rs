@@ -33,6 +33,7 @@ mod considered;
 mod error;
 mod file;
 mod file_provides;
+mod file_search;
 mod loading;
 mod lookup;
 mod ordering;

@@ -130,6 +130,7 @@ impl Pool {
     /// Brings the file provides and the whatprovides index up to date.
     pub(crate) fn ensure_prepared(&self) {
         if !self.file_provides_added.get() {
+            self.add_file_provides_by_hash();
             let mut files = crate::queue::Queue::new();
             let mut installed_files = crate::queue::Queue::new();
             // SAFETY: `self.raw` is a valid pool and both queues are initialised and exclusively

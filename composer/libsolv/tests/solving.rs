@@ -107,6 +107,20 @@ fn cases() -> Vec<Case> {
         )
         .expect(&["bash-5.2-1.x86_64", "script-1.0-1.noarch"]),
         case(
+            "file dependencies inside a rich dependency, several in one directory, one at the root",
+            vec![
+                package("app", "1.0", "1", "noarch")
+                    .requires("(/usr/bin/zsh or /usr/bin/fish)")
+                    .requires("/usr/bin/tool")
+                    .requires("/init"),
+                package("fish", "3.7", "1", "x86_64").file("/usr/bin/fish"),
+                package("tool", "1.0", "1", "noarch").file("/usr/bin/tool").file("/usr/bin/other"),
+                package("base", "1.0", "1", "noarch").file("/init"),
+            ],
+            &["app"],
+        )
+        .expect(&["app-1.0-1.noarch", "base-1.0-1.noarch", "fish-3.7-1.x86_64", "tool-1.0-1.noarch"]),
+        case(
             "file dependency listed only in filelists",
             vec![
                 package("app", "1.0", "1", "noarch").requires("/usr/libexec/helper/run"),
