@@ -14,6 +14,7 @@
 #include <solv/knownid.h>
 #include <solv/chksum.h>
 #include <solv/repo_rpmmd.h>
+#include <solv/pool_parserpmrichdep.h>
 #include <solv/repo_repomdxml.h>
 #include <solv/repo_updateinfoxml.h>
 #include <solv/repo_solv.h>

@@ -4,8 +4,7 @@
 //! takes a fraction of a second.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::path::Path;
 
 use quick_xml::Reader;
@@ -21,31 +20,13 @@ pub struct FileOwner {
     pub path: String,
 }
 
-/// Opens a metadata file, decompressing by suffix (`.gz`, `.zst`, `.xz`, or plain).
-pub fn open_metadata(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let file = File::open(path)?;
-    let name = path.to_string_lossy();
-    let reader: Box<dyn Read> = if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-    } else if name.ends_with(".zst") {
-        Box::new(zstd::stream::read::Decoder::new(file)?)
-    } else if name.ends_with(".xz") {
-        Box::new(liblzma::read::XzDecoder::new(BufReader::new(file)))
-    } else {
-        Box::new(file)
-    };
-    Ok(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, reader)))
-}
-
-/// Large reads keep the decompressor and the XML reader busy.
-const READ_BUFFER_BYTES: usize = 1 << 20;
-
 /// Every (package, path) in `filelists` whose path is in `wanted`.
 pub fn find_file_owners(filelists: &Path, wanted: &HashSet<String>) -> io::Result<Vec<FileOwner>> {
     let invalid = |message: String| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{}: {message}", filelists.display()))
     };
-    let mut reader = Reader::from_reader(open_metadata(filelists)?);
+    let mut source = libsolv::MetadataReader::open(filelists)?;
+    let mut reader = Reader::from_reader(&mut source);
     let mut buffer = Vec::with_capacity(4096);
     let mut owners = Vec::new();
     let (mut name, mut arch, mut evr) = (String::new(), String::new(), String::new());
@@ -106,12 +87,14 @@ pub fn find_file_owners(filelists: &Path, wanted: &HashSet<String>) -> io::Resul
         }
         buffer.clear();
     }
+    source.finish().map_err(|error| invalid(format!("decompressing: {error}")))?;
     Ok(owners)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     const FILELISTS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

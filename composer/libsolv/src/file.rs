@@ -29,46 +29,29 @@ const PLAIN_STREAM_NAME: &std::ffi::CStr = c"decompressed";
 /// Wraps an open compressed file in its decoder.
 type OpenDecoder = fn(File) -> io::Result<Box<dyn Read + Send>>;
 
-/// An open C stream, closed on drop (use [`CFile::close`] to see the error of closing).
-pub(crate) struct CFile {
-    raw: NonNull<sys::FILE>,
-    /// The thread decompressing into the stream's pipe, if any.
-    decompressor: Option<JoinHandle<io::Result<()>>>,
+/// A compressed file decompressed on a thread of its own into a pipe.
+pub(crate) struct DecompressingPipe {
+    /// The decompressed bytes.
+    pub(crate) reader: io::PipeReader,
+    thread: JoinHandle<io::Result<()>>,
 }
 
-impl CFile {
-    /// Opens `path` for reading, decompressing by suffix: `.gz`, `.zst` and `.xz` on a thread of
-    /// their own, anything else (`.bz2`, plain) by libsolv. Call [`CFile::finish_reading`] after
-    /// reading to learn whether decompression failed.
-    pub(crate) fn open_for_reading(path: &Path) -> io::Result<CFile> {
+impl DecompressingPipe {
+    /// Starts decompressing `path` if its suffix is `.gz`, `.zst` or `.xz`; `None` for others.
+    pub(crate) fn open(path: &Path) -> io::Result<Option<DecompressingPipe>> {
         let name = path.as_os_str().as_bytes();
-        let decoder: Option<OpenDecoder> = if name.ends_with(b".gz") {
-            Some(|file| Ok(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)))))
+        let decoder: OpenDecoder = if name.ends_with(b".gz") {
+            |file| Ok(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file))))
         } else if name.ends_with(b".zst") {
-            Some(|file| Ok(Box::new(zstd::Decoder::new(file)?)))
+            |file| Ok(Box::new(zstd::Decoder::new(file)?))
         } else if name.ends_with(b".xz") {
-            Some(|file| Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(file)))))
+            |file| Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(file))))
         } else {
-            None
+            return Ok(None);
         };
-        match decoder {
-            Some(decoder) => Self::decompress_on_thread(decoder(File::open(path)?)?),
-            None => {
-                let c_path = CString::new(name)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-                // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
-                let raw = unsafe { sys::solv_xfopen(c_path.as_ptr(), READ_MODE.as_ptr()) };
-                NonNull::new(raw)
-                    .map(|raw| CFile { raw, decompressor: None })
-                    .ok_or_else(io::Error::last_os_error)
-            }
-        }
-    }
-
-    /// A stream reading what `decoder` produces, decompressed on a new thread into a pipe.
-    fn decompress_on_thread(mut decoder: Box<dyn Read + Send>) -> io::Result<CFile> {
+        let mut decoder = decoder(File::open(path)?)?;
         let (reader, mut writer) = io::pipe()?;
-        let decompressor = std::thread::Builder::new().name("decompress".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("decompress".into()).spawn(move || {
             let mut buffer = vec![0; DECOMPRESSED_CHUNK_SIZE];
             loop {
                 let count = match decoder.read(&mut buffer) {
@@ -80,36 +63,126 @@ impl CFile {
                 writer.write_all(&buffer[..count])?;
             }
         })?;
-        let descriptor = reader.into_raw_fd();
-        // SAFETY: the strings are valid and NUL-terminated; `descriptor` is the open read end of
-        // the pipe, whose ownership passes to the returned stream on success.
-        let raw = unsafe { sys::solv_xfopen_fd(PLAIN_STREAM_NAME.as_ptr(), descriptor, READ_MODE.as_ptr()) };
-        match NonNull::new(raw) {
-            Some(raw) => Ok(CFile { raw, decompressor: Some(decompressor) }),
-            None => {
-                let error = io::Error::last_os_error();
-                // SAFETY: the stream was not created, so the descriptor is still ours to close; the
-                // thread then fails on the closed pipe and ends.
-                drop(unsafe { File::from_raw_fd(descriptor) });
-                Err(error)
-            }
+        Ok(Some(DecompressingPipe { reader, thread }))
+    }
+
+    /// Waits for the decompression thread (the reader must be dropped first) and reports whether
+    /// decompressing failed: a corrupt or truncated file. A reader that stopped early leaves the
+    /// thread writing into a closed pipe: that is the reader's choice, not an error.
+    pub(crate) fn finish(thread: JoinHandle<io::Result<()>>) -> io::Result<()> {
+        match thread.join() {
+            Ok(Err(error)) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("decompression thread panicked")),
         }
     }
 
-    /// Closes a stream opened for reading and reports whether decompressing it failed (a corrupt
-    /// or truncated file). A reader that stopped early leaves the decompressor writing into a
-    /// closed pipe: that is the reader's choice, not an error.
+    /// The reader and the thread, to finish separately.
+    pub(crate) fn into_parts(self) -> (io::PipeReader, JoinHandle<io::Result<()>>) {
+        (self.reader, self.thread)
+    }
+}
+
+/// A metadata file opened for reading: `.gz`, `.zst` and `.xz` decompressed on a thread of their
+/// own ([`DecompressingPipe`]), anything else read as it is. Call [`MetadataReader::finish`] after
+/// reading: a corrupt or truncated compressed file shows there (the reader just sees its end).
+pub struct MetadataReader {
+    reader: io::BufReader<Box<dyn Read + Send>>,
+    decompressor: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl std::fmt::Debug for MetadataReader {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("MetadataReader").field("decompressing", &self.decompressor.is_some()).finish()
+    }
+}
+
+/// Read buffer of a [`MetadataReader`]: large reads keep the pipe and the parser busy.
+const METADATA_BUFFER_BYTES: usize = 1 << 20;
+
+impl MetadataReader {
+    /// Opens `path`, decompressing by suffix.
+    pub fn open(path: &Path) -> io::Result<MetadataReader> {
+        let (input, decompressor): (Box<dyn Read + Send>, _) = match DecompressingPipe::open(path)? {
+            Some(pipe) => {
+                let (reader, thread) = pipe.into_parts();
+                (Box::new(reader), Some(thread))
+            }
+            None => (Box::new(File::open(path)?), None),
+        };
+        Ok(MetadataReader {
+            reader: io::BufReader::with_capacity(METADATA_BUFFER_BYTES, input),
+            decompressor,
+        })
+    }
+
+    /// Closes the file and reports whether decompressing it failed.
+    pub fn finish(self) -> io::Result<()> {
+        let MetadataReader { reader, decompressor } = self;
+        drop(reader);
+        decompressor.map_or(Ok(()), DecompressingPipe::finish)
+    }
+}
+
+impl Read for MetadataReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buffer)
+    }
+}
+
+impl io::BufRead for MetadataReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.reader.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.reader.consume(amount)
+    }
+}
+
+/// An open C stream, closed on drop (use [`CFile::close`] to see the error of closing).
+pub(crate) struct CFile {
+    raw: NonNull<sys::FILE>,
+    /// The thread decompressing into the stream's pipe, if any.
+    decompressor: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl CFile {
+    /// Opens `path` for reading, decompressing by suffix: `.gz`, `.zst` and `.xz` on a thread of
+    /// their own ([`DecompressingPipe`]), anything else (`.bz2`, plain) by libsolv. Call
+    /// [`CFile::finish_reading`] after reading to learn whether decompression failed.
+    pub(crate) fn open_for_reading(path: &Path) -> io::Result<CFile> {
+        if let Some(pipe) = DecompressingPipe::open(path)? {
+            let (reader, thread) = pipe.into_parts();
+            let descriptor = reader.into_raw_fd();
+            // SAFETY: the strings are valid and NUL-terminated; `descriptor` is the open read end
+            // of the pipe, whose ownership passes to the returned stream on success.
+            let raw =
+                unsafe { sys::solv_xfopen_fd(PLAIN_STREAM_NAME.as_ptr(), descriptor, READ_MODE.as_ptr()) };
+            return match NonNull::new(raw) {
+                Some(raw) => Ok(CFile { raw, decompressor: Some(thread) }),
+                None => {
+                    let error = io::Error::last_os_error();
+                    // SAFETY: the stream was not created, so the descriptor is still ours to close;
+                    // the thread then fails on the closed pipe and ends.
+                    drop(unsafe { File::from_raw_fd(descriptor) });
+                    Err(error)
+                }
+            };
+        }
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+        let raw = unsafe { sys::solv_xfopen(c_path.as_ptr(), READ_MODE.as_ptr()) };
+        NonNull::new(raw).map(|raw| CFile { raw, decompressor: None }).ok_or_else(io::Error::last_os_error)
+    }
+
+    /// Closes a stream opened for reading and reports whether decompressing it failed
+    /// ([`DecompressingPipe::finish`]).
     pub(crate) fn finish_reading(mut self) -> io::Result<()> {
         let decompressor = self.decompressor.take();
         drop(self);
-        match decompressor {
-            None => Ok(()),
-            Some(thread) => match thread.join() {
-                Ok(Err(error)) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                Ok(result) => result,
-                Err(_) => Err(io::Error::other("decompression thread panicked")),
-            },
-        }
+        decompressor.map_or(Ok(()), DecompressingPipe::finish)
     }
 
     /// Creates (truncates) `path` for writing, compressing as the suffix of `name_for_suffix` says.

@@ -39,6 +39,7 @@ mod lookup;
 mod ordering;
 mod package;
 mod pool;
+mod primary;
 mod queue;
 mod request;
 mod requirements;
@@ -46,6 +47,9 @@ mod selection;
 mod solve;
 
 pub use error::{MetadataKind, SolvError};
+pub use file::MetadataReader;
 pub use package::Package;
 pub use pool::{Pool, RepoHandle, SUPPORTED_ARCHITECTURES, SolvableId};
 pub use request::{Request, SolveProblems, Transaction};
+#[cfg(test)]
+mod primary_equivalence_tests;

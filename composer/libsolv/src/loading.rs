@@ -9,8 +9,9 @@ use std::ptr::NonNull;
 use libsolv_sys as sys;
 
 use crate::error::{MetadataKind, SolvError};
-use crate::file::CFile;
+use crate::file::{CFile, MetadataReader};
 use crate::pool::{Pool, RepoHandle, Repository};
+use crate::primary::read_primary;
 
 impl Pool {
     /// Loads an rpm-md repository: `primary.xml`, and optionally `filelists.xml` (which extends
@@ -28,10 +29,7 @@ impl Pool {
         updateinfo: Option<&Path>,
     ) -> Result<RepoHandle, SolvError> {
         self.add_repository(name, priority, |pool, repo| {
-            pool.read_into(repo, MetadataKind::Primary, primary, |stream| {
-                // SAFETY: `repo` and `stream` are valid for the call; a NULL language means the default.
-                unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
-            })?;
+            pool.read_primary_into(repo, primary)?;
             if let Some(filelists) = filelists {
                 pool.read_into(repo, MetadataKind::Filelists, filelists, |stream| {
                     // REPO_EXTEND_SOLVABLES adds the files to the packages read from primary
@@ -112,7 +110,7 @@ impl Pool {
     }
 
     /// Creates a repository, fills it with `load`, and registers it; frees it again if `load` fails.
-    fn add_repository(
+    pub(crate) fn add_repository(
         &mut self,
         name: &str,
         priority: i32,
@@ -147,8 +145,31 @@ impl Pool {
         }
     }
 
+    /// Reads `primary.xml` (plain, `.gz`, `.zst` or `.xz`) with [`crate::primary`], decompressing
+    /// on a second thread; `.bz2` with libsolv's own reader.
+    fn read_primary_into(&self, repo: *mut sys::Repo, path: &Path) -> Result<(), SolvError> {
+        let kind = MetadataKind::Primary;
+        let open_error = |source| SolvError::Open { kind, path: path.to_path_buf(), source };
+        let read_error = |message| SolvError::Read { kind, path: path.to_path_buf(), message };
+        if path.extension().is_some_and(|extension| extension == "bz2") {
+            return self.read_into(repo, kind, path, |stream| {
+                // SAFETY: `repo` and `stream` are valid for the call; NULL = the default language.
+                unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
+            });
+        }
+        let mut input = MetadataReader::open(path).map_err(open_error)?;
+        let parsed = read_primary(self.raw.as_ptr(), repo, &mut input);
+        // A corrupt or truncated compressed file is the cause of whatever the parser then said.
+        match (input.finish(), parsed) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Ok(()), Err(message)) => Err(read_error(message)),
+            (Err(error), Ok(())) => Err(read_error(format!("decompressing: {error}"))),
+            (Err(error), Err(message)) => Err(read_error(format!("decompressing: {error}; then {message}"))),
+        }
+    }
+
     /// Opens `path` and hands the stream to `read`, which returns libsolv's status (0 = success).
-    fn read_into(
+    pub(crate) fn read_into(
         &self,
         repo: *mut sys::Repo,
         kind: MetadataKind,

@@ -2,6 +2,7 @@
 
 #![allow(unsafe_code)]
 
+use std::ffi::CStr;
 use std::ptr::NonNull;
 
 use libsolv_sys as sys;
@@ -156,15 +157,28 @@ impl Pool {
     /// Orders packages for installation: ranked by name, EVR, arch and repository (and id), so
     /// that the result does not depend on how the pool was loaded, then topologically sorted.
     fn installation_order(&self, packages: Vec<SolvableId>) -> Vec<SolvableId> {
-        let mut ranked: Vec<((String, String, String, String), SolvableId)> = packages
+        let pool = self.raw.as_ptr();
+        // (name, evr, arch, repository name, id): compared as strings without copying them.
+        let mut ranked: Vec<(sys::Id, sys::Id, sys::Id, &str, SolvableId)> = packages
             .into_iter()
             .map(|id| {
-                let repo = self.repo_name(self.repo_of(id)).to_owned();
-                ((self.name(id), self.evr(id), self.arch(id), repo), id)
+                // SAFETY: `solvable_pointer` checked the id; only plain fields are read.
+                let solvable = unsafe { &*self.solvable_pointer(id) };
+                (solvable.name, solvable.evr, solvable.arch, self.repo_name(self.repo_of(id)), id)
             })
             .collect();
-        ranked.sort();
-        let ranked: Vec<SolvableId> = ranked.into_iter().map(|(_, id)| id).collect();
+        // SAFETY: pool_id2str returns strings owned by the pool; nothing interns new strings (which
+        // could move them) while the sort compares them.
+        let text = |string: sys::Id| unsafe { CStr::from_ptr(sys::pool_id2str(pool, string)) }.to_bytes();
+        ranked.sort_by(|left, right| {
+            text(left.0)
+                .cmp(text(right.0))
+                .then_with(|| text(left.1).cmp(text(right.1)))
+                .then_with(|| text(left.2).cmp(text(right.2)))
+                .then_with(|| left.3.cmp(right.3))
+                .then_with(|| left.4.cmp(&right.4))
+        });
+        let ranked: Vec<SolvableId> = ranked.into_iter().map(|(.., id)| id).collect();
         let edges = self.requirement_edges(&ranked);
         ordering::installation_order(ranked.len(), &edges).into_iter().map(|index| ranked[index]).collect()
     }

@@ -166,7 +166,11 @@ fn broken_primary_gives_a_clean_error() {
                     text.starts_with(&format!("reading primary metadata {}: ", path.display())),
                     "{text}"
                 );
-                assert!(text.contains("repo_rpmmd: "), "{description}: libsolv's reason is kept: {text}");
+                let reasons = ["decompressing: ", "XML error", "unclosed element", "no XML element"];
+                assert!(
+                    reasons.iter().any(|reason| text.contains(reason)),
+                    "{description}: says why: {text}"
+                );
             }
             Err(other) => panic!("{description}: unexpected error {other}"),
             Ok(_) => panic!("{description}: loaded without error"),
