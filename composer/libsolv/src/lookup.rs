@@ -93,6 +93,19 @@ impl Pool {
         RepoHandle { pool_serial: self.serial, index }
     }
 
+    /// The package's one-line summary. Not part of [`Package`]: resolving thousands of packages
+    /// needs no summaries, and each lookup costs.
+    pub fn summary(&self, id: SolvableId) -> Option<String> {
+        let solvable = self.solvable_pointer(id);
+        // SAFETY: `solvable` is a checked pointer to a live solvable; the string is copied at once.
+        unsafe {
+            c_string_to_owned(sys::solvable_lookup_str(
+                solvable,
+                known_id(sys::solv_knownid_SOLVABLE_SUMMARY),
+            ))
+        }
+    }
+
     /// All details of a package, copied out of the pool.
     pub fn package(&self, id: SolvableId) -> Package {
         let solvable = self.solvable_pointer(id);
@@ -132,7 +145,6 @@ impl Pool {
                 sourcerpm: c_string_to_owned(sys::solvable_lookup_sourcepkg(solvable)),
                 build_time: number(sys::solv_knownid_SOLVABLE_BUILDTIME),
                 license: string(sys::solv_knownid_SOLVABLE_LICENSE),
-                summary: string(sys::solv_knownid_SOLVABLE_SUMMARY),
             }
         }
     }

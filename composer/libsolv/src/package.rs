@@ -29,8 +29,6 @@ pub struct Package {
     pub build_time: u64,
     /// License tag.
     pub license: Option<String>,
-    /// One-line summary.
-    pub summary: Option<String>,
 }
 
 impl Package {
@@ -119,7 +117,6 @@ mod tests {
             sourcerpm: None,
             build_time: 0,
             license: None,
-            summary: None,
         };
         assert_eq!(package.nevra(), "bash-5.2.15-2.fc41.x86_64");
         package.epoch = 1;

@@ -150,8 +150,8 @@ fn dump(pool: &Pool) -> Vec<String> {
                 lines.push(format!("  file {}", CStr::from_ptr(path).to_string_lossy()));
             }
             sys::dataiterator_free(iterator);
-            let package = pool.package(crate::pool::SolvableId(index));
-            lines.push(format!("  {package:?}"));
+            let id = crate::pool::SolvableId(index);
+            lines.push(format!("  {:?} summary {:?}", pool.package(id), pool.summary(id)));
         }
     }
     lines

@@ -104,7 +104,7 @@ fn package_details_are_read() {
     assert_eq!(details.sourcerpm.as_deref(), Some("bash-5.2.15-2.fc41.src.rpm"));
     assert_eq!(details.build_time, 1_712_345_678);
     assert_eq!(details.license.as_deref(), Some("GPL-3.0-or-later"));
-    assert_eq!(details.summary.as_deref(), Some("The bash package"));
+    assert_eq!(pool.summary(id).as_deref(), Some("The bash package"));
     assert_eq!(details.evr(), "1:5.2.15-2.fc41");
     assert_eq!(details.nevra(), "bash-1:5.2.15-2.fc41.x86_64");
     assert_eq!(pool.name(id), "bash");
