@@ -112,7 +112,8 @@ bench: deps corpus
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	@mkdir -p fuzz/corpus/treefile fuzz/corpus/lockfile
+	@mkdir -p fuzz/corpus/treefile fuzz/corpus/lockfile fuzz/corpus/primary
+	@cp composer/libsolv/tests/data/primary.xml fuzz/corpus/primary/seed-primary.xml
 	@for file in treefiles/tests/fixtures/*/*.yaml treefiles/tests/fixtures/*/manifests/*.yaml examples/*.yaml; do \
 		{ printf '\000'; cat "$$file"; } > fuzz/corpus/treefile/seed-$$(echo $$file | tr / -); done
 	@for file in treefiles/tests/fixtures/*/*.json; do \
