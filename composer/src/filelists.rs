@@ -31,6 +31,7 @@ pub fn find_file_owners(filelists: &Path, wanted: &HashSet<String>) -> io::Resul
     let mut owners = Vec::new();
     let (mut name, mut arch, mut evr) = (String::new(), String::new(), String::new());
     let mut in_file = false;
+    let mut path = String::new();
     loop {
         let event = reader.read_event_into(&mut buffer).map_err(|error| invalid(error.to_string()))?;
         match event {
@@ -67,21 +68,38 @@ pub fn find_file_owners(filelists: &Path, wanted: &HashSet<String>) -> io::Resul
                         format!("{epoch}:{version}-{release}")
                     };
                 }
-                b"file" => in_file = true,
+                b"file" => {
+                    in_file = true;
+                    path.clear();
+                }
                 _ => {}
             },
             Event::Text(text) if in_file => {
-                let path = text.decode().map_err(|error| invalid(error.to_string()))?;
-                if wanted.contains(path.as_ref()) {
+                path.push_str(&text.decode().map_err(|error| invalid(error.to_string()))?);
+            }
+            // quick-xml hands `&amp;` and `&#38;` over apart from the text around them.
+            Event::GeneralRef(reference) if in_file => {
+                let character = reference.resolve_char_ref().map_err(|error| invalid(error.to_string()))?;
+                let name = reference.decode().map_err(|error| invalid(error.to_string()))?;
+                match character
+                    .map(String::from)
+                    .or_else(|| quick_xml::escape::resolve_predefined_entity(&name).map(str::to_string))
+                {
+                    Some(text) => path.push_str(&text),
+                    None => return Err(invalid(format!("unknown entity &{name};"))),
+                }
+            }
+            Event::End(_) if in_file => {
+                in_file = false;
+                if wanted.contains(&path) {
                     owners.push(FileOwner {
                         name: name.clone(),
                         evr: evr.clone(),
                         arch: arch.clone(),
-                        path: path.into_owned(),
+                        path: std::mem::take(&mut path),
                     });
                 }
             }
-            Event::End(_) => in_file = false,
             Event::Eof => break,
             _ => {}
         }
@@ -108,6 +126,7 @@ mod tests {
   <version epoch="2" ver="3" rel="4.fc41"/>
   <file>/usr/libexec/tools/helper</file>
   <file>/usr/share/data/table.txt</file>
+  <file>/usr/share/data/a &amp; b</file>
 </package>
 </filelists>
 "#;
@@ -116,7 +135,9 @@ mod tests {
     fn finds_only_the_wanted_paths_in_every_compression() {
         let directory = tempfile::tempdir().unwrap();
         let wanted: HashSet<String> =
-            ["/usr/share/data/table.txt".to_string(), "/usr/libexec/tools/helper".to_string()].into();
+            ["/usr/share/data/table.txt", "/usr/libexec/tools/helper", "/usr/share/data/a & b"]
+                .map(String::from)
+                .into();
         let plain = directory.path().join("filelists.xml");
         std::fs::write(&plain, FILELISTS).unwrap();
         let gz = directory.path().join("filelists.xml.gz");
@@ -138,6 +159,7 @@ mod tests {
                     ("data", "1.0-1", "/usr/share/data/table.txt"),
                     ("tools", "2:3-4.fc41", "/usr/libexec/tools/helper"),
                     ("tools", "2:3-4.fc41", "/usr/share/data/table.txt"),
+                    ("tools", "2:3-4.fc41", "/usr/share/data/a & b"),
                 ],
                 "{}",
                 path.display()
