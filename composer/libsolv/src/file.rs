@@ -29,66 +29,56 @@ const PLAIN_STREAM_NAME: &std::ffi::CStr = c"decompressed";
 /// Wraps an open compressed file in its decoder.
 type OpenDecoder = fn(File) -> io::Result<Box<dyn Read + Send>>;
 
-/// A compressed file decompressed on a thread of its own into a pipe.
-pub(crate) struct DecompressingPipe {
-    /// The decompressed bytes.
-    pub(crate) reader: io::PipeReader,
-    thread: JoinHandle<io::Result<()>>,
+/// The thread decompressing a file into a pipe; [`finish_decompressing`] tells how it went.
+type Decompressor = JoinHandle<io::Result<()>>;
+
+/// Starts decompressing `path` on a thread of its own into a pipe if its suffix is `.gz`, `.zst`
+/// or `.xz`: the pipe's read end and the thread. `None` for other files.
+fn start_decompressing(path: &Path) -> io::Result<Option<(io::PipeReader, Decompressor)>> {
+    let name = path.as_os_str().as_bytes();
+    let decoder: OpenDecoder = if name.ends_with(b".gz") {
+        |file| Ok(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file))))
+    } else if name.ends_with(b".zst") {
+        |file| Ok(Box::new(zstd::Decoder::new(file)?))
+    } else if name.ends_with(b".xz") {
+        |file| Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(file))))
+    } else {
+        return Ok(None);
+    };
+    let mut decoder = decoder(File::open(path)?)?;
+    let (reader, mut writer) = io::pipe()?;
+    let thread = std::thread::Builder::new().name("decompress".into()).spawn(move || {
+        let mut buffer = vec![0; DECOMPRESSED_CHUNK_SIZE];
+        loop {
+            let count = match decoder.read(&mut buffer) {
+                Ok(0) => return Ok(()),
+                Ok(count) => count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            writer.write_all(&buffer[..count])?;
+        }
+    })?;
+    Ok(Some((reader, thread)))
 }
 
-impl DecompressingPipe {
-    /// Starts decompressing `path` if its suffix is `.gz`, `.zst` or `.xz`; `None` for others.
-    pub(crate) fn open(path: &Path) -> io::Result<Option<DecompressingPipe>> {
-        let name = path.as_os_str().as_bytes();
-        let decoder: OpenDecoder = if name.ends_with(b".gz") {
-            |file| Ok(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file))))
-        } else if name.ends_with(b".zst") {
-            |file| Ok(Box::new(zstd::Decoder::new(file)?))
-        } else if name.ends_with(b".xz") {
-            |file| Ok(Box::new(liblzma::read::XzDecoder::new_multi_decoder(io::BufReader::new(file))))
-        } else {
-            return Ok(None);
-        };
-        let mut decoder = decoder(File::open(path)?)?;
-        let (reader, mut writer) = io::pipe()?;
-        let thread = std::thread::Builder::new().name("decompress".into()).spawn(move || {
-            let mut buffer = vec![0; DECOMPRESSED_CHUNK_SIZE];
-            loop {
-                let count = match decoder.read(&mut buffer) {
-                    Ok(0) => return Ok(()),
-                    Ok(count) => count,
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(error) => return Err(error),
-                };
-                writer.write_all(&buffer[..count])?;
-            }
-        })?;
-        Ok(Some(DecompressingPipe { reader, thread }))
-    }
-
-    /// Waits for the decompression thread (the reader must be dropped first) and reports whether
-    /// decompressing failed: a corrupt or truncated file. A reader that stopped early leaves the
-    /// thread writing into a closed pipe: that is the reader's choice, not an error.
-    pub(crate) fn finish(thread: JoinHandle<io::Result<()>>) -> io::Result<()> {
-        match thread.join() {
-            Ok(Err(error)) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            Ok(result) => result,
-            Err(_) => Err(io::Error::other("decompression thread panicked")),
-        }
-    }
-
-    /// The reader and the thread, to finish separately.
-    pub(crate) fn into_parts(self) -> (io::PipeReader, JoinHandle<io::Result<()>>) {
-        (self.reader, self.thread)
+/// Waits for a decompression thread (the pipe's read end must be closed first) and reports
+/// whether decompressing failed: a corrupt or truncated file. A reader that stopped early leaves
+/// the thread writing into a closed pipe: that is the reader's choice, not an error.
+fn finish_decompressing(thread: Decompressor) -> io::Result<()> {
+    match thread.join() {
+        Ok(Err(error)) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("decompression thread panicked")),
     }
 }
 
 /// A metadata file opened for reading: `.gz`, `.zst` and `.xz` decompressed on a thread of their
-/// own ([`DecompressingPipe`]), anything else read as it is. Call [`MetadataReader::finish`] after
+/// own ([`start_decompressing`]), anything else read as it is. Call [`MetadataReader::finish`] after
 /// reading: a corrupt or truncated compressed file shows there (the reader just sees its end).
 pub struct MetadataReader {
     reader: io::BufReader<Box<dyn Read + Send>>,
-    decompressor: Option<JoinHandle<io::Result<()>>>,
+    decompressor: Option<Decompressor>,
 }
 
 impl std::fmt::Debug for MetadataReader {
@@ -103,11 +93,8 @@ const METADATA_BUFFER_BYTES: usize = 1 << 20;
 impl MetadataReader {
     /// Opens `path`, decompressing by suffix.
     pub fn open(path: &Path) -> io::Result<MetadataReader> {
-        let (input, decompressor): (Box<dyn Read + Send>, _) = match DecompressingPipe::open(path)? {
-            Some(pipe) => {
-                let (reader, thread) = pipe.into_parts();
-                (Box::new(reader), Some(thread))
-            }
+        let (input, decompressor): (Box<dyn Read + Send>, _) = match start_decompressing(path)? {
+            Some((reader, thread)) => (Box::new(reader), Some(thread)),
             None => (Box::new(File::open(path)?), None),
         };
         Ok(MetadataReader {
@@ -120,7 +107,7 @@ impl MetadataReader {
     pub fn finish(self) -> io::Result<()> {
         let MetadataReader { reader, decompressor } = self;
         drop(reader);
-        decompressor.map_or(Ok(()), DecompressingPipe::finish)
+        decompressor.map_or(Ok(()), finish_decompressing)
     }
 }
 
@@ -144,16 +131,15 @@ impl io::BufRead for MetadataReader {
 pub(crate) struct CFile {
     raw: NonNull<sys::FILE>,
     /// The thread decompressing into the stream's pipe, if any.
-    decompressor: Option<JoinHandle<io::Result<()>>>,
+    decompressor: Option<Decompressor>,
 }
 
 impl CFile {
     /// Opens `path` for reading, decompressing by suffix: `.gz`, `.zst` and `.xz` on a thread of
-    /// their own ([`DecompressingPipe`]), anything else (`.bz2`, plain) by libsolv. Call
+    /// their own ([`start_decompressing`]), anything else (`.bz2`, plain) by libsolv. Call
     /// [`CFile::finish_reading`] after reading to learn whether decompression failed.
     pub(crate) fn open_for_reading(path: &Path) -> io::Result<CFile> {
-        if let Some(pipe) = DecompressingPipe::open(path)? {
-            let (reader, thread) = pipe.into_parts();
+        if let Some((reader, thread)) = start_decompressing(path)? {
             let descriptor = reader.into_raw_fd();
             // SAFETY: the strings are valid and NUL-terminated; `descriptor` is the open read end
             // of the pipe, whose ownership passes to the returned stream on success.
@@ -178,11 +164,11 @@ impl CFile {
     }
 
     /// Closes a stream opened for reading and reports whether decompressing it failed
-    /// ([`DecompressingPipe::finish`]).
+    /// ([`finish_decompressing`]).
     pub(crate) fn finish_reading(mut self) -> io::Result<()> {
         let decompressor = self.decompressor.take();
         drop(self);
-        decompressor.map_or(Ok(()), DecompressingPipe::finish)
+        decompressor.map_or(Ok(()), finish_decompressing)
     }
 
     /// Creates (truncates) `path` for writing, compressing as the suffix of `name_for_suffix` says.

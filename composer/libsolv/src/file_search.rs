@@ -38,11 +38,12 @@ impl Pool {
     pub(crate) fn add_file_provides_by_hash(&self) {
         // Repositories from `.solv` caches record what was added when they were written; libsolv
         // checks that against the file dependencies itself, and searches only if some are new.
-        if self
+        let recorded: Vec<Option<HashSet<sys::Id>>> = self
             .repositories
             .iter()
-            .all(|repository| recorded_file_provides(repository.raw.as_ptr()).is_some())
-        {
+            .map(|repository| recorded_file_provides(repository.raw.as_ptr()))
+            .collect();
+        if recorded.iter().all(Option::is_some) {
             return;
         }
         let dependencies = self.collect_file_dependencies();
@@ -50,9 +51,11 @@ impl Pool {
         if paths.is_empty() {
             return;
         }
-        for repository in &self.repositories {
-            let raw_repo = repository.raw.as_ptr();
-            if !self.repository_has_file_provides(raw_repo, &dependencies) {
+        for (repository, recorded) in self.repositories.iter().zip(recorded) {
+            let complete =
+                recorded.is_some_and(|recorded| dependencies.iter().all(|id| recorded.contains(id)));
+            if !complete {
+                let raw_repo = repository.raw.as_ptr();
                 self.search_repository_file_lists(raw_repo, &paths);
                 mark_file_provides_added(raw_repo, &dependencies);
             }
@@ -140,13 +143,6 @@ impl Pool {
                 files.push(dependency);
             }
         }
-    }
-
-    /// Whether `REPOSITORY_ADDEDFILEPROVIDES` of the repository (from a `.solv` cache) already lists
-    /// every one of `dependencies`.
-    fn repository_has_file_provides(&self, raw_repo: *mut sys::Repo, dependencies: &[sys::Id]) -> bool {
-        recorded_file_provides(raw_repo)
-            .is_some_and(|recorded| dependencies.iter().all(|id| recorded.contains(id)))
     }
 
     /// One pass over the file lists of a repository: each entry whose directory and base name are a

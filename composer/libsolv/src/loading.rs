@@ -152,24 +152,27 @@ impl Pool {
         let open_error = |source| SolvError::Open { kind, path: path.to_path_buf(), source };
         let read_error = |message| SolvError::Read { kind, path: path.to_path_buf(), message };
         if path.extension().is_some_and(|extension| extension == "bz2") {
-            return self.read_into(repo, kind, path, |stream| {
-                // SAFETY: `repo` and `stream` are valid for the call; NULL = the default language.
-                unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
-            });
+            return self.read_primary_with_libsolv(repo, path);
         }
         let mut input = MetadataReader::open(path).map_err(open_error)?;
         let parsed = read_primary(self.raw.as_ptr(), repo, &mut input);
-        // A corrupt or truncated compressed file is the cause of whatever the parser then said.
-        match (input.finish(), parsed) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Ok(()), Err(message)) => Err(read_error(message)),
-            (Err(error), Ok(())) => Err(read_error(format!("decompressing: {error}"))),
-            (Err(error), Err(message)) => Err(read_error(format!("decompressing: {error}; then {message}"))),
-        }
+        decompressed_then_parsed(input.finish(), parsed).map_err(read_error)
+    }
+
+    /// Reads `primary.xml` with libsolv's own reader (`repo_add_rpmmd`).
+    pub(crate) fn read_primary_with_libsolv(
+        &self,
+        repo: *mut sys::Repo,
+        path: &Path,
+    ) -> Result<(), SolvError> {
+        self.read_into(repo, MetadataKind::Primary, path, |stream| {
+            // SAFETY: `repo` and `stream` are valid for the call; NULL = the default language.
+            unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
+        })
     }
 
     /// Opens `path` and hands the stream to `read`, which returns libsolv's status (0 = success).
-    pub(crate) fn read_into(
+    fn read_into(
         &self,
         repo: *mut sys::Repo,
         kind: MetadataKind,
@@ -183,14 +186,25 @@ impl Pool {
             source,
         })?;
         let status = read(stream.as_ptr());
-        // A corrupt or truncated compressed file is the cause of whatever the parser then said.
-        let message = match (stream.finish_reading(), status) {
-            (Ok(()), 0) => return Ok(()),
-            (Ok(()), _) => self.error_string(),
-            (Err(error), 0) => format!("decompressing: {error}"),
-            (Err(error), _) => format!("decompressing: {error}; then {}", self.error_string()),
-        };
-        Err(SolvError::Read { kind, path: path.to_path_buf(), message })
+        let parsed = if status == 0 { Ok(()) } else { Err(self.error_string()) };
+        decompressed_then_parsed(stream.finish_reading(), parsed).map_err(|message| SolvError::Read {
+            kind,
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+}
+
+/// How reading a possibly compressed file went: a corrupt or truncated file is the cause of
+/// whatever the parser then said, so it comes first.
+fn decompressed_then_parsed(
+    decompressed: std::io::Result<()>,
+    parsed: Result<(), String>,
+) -> Result<(), String> {
+    match (decompressed, parsed) {
+        (Ok(()), parsed) => parsed,
+        (Err(error), Ok(())) => Err(format!("decompressing: {error}")),
+        (Err(error), Err(message)) => Err(format!("decompressing: {error}; then {message}")),
     }
 }
 

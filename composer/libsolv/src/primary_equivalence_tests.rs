@@ -8,7 +8,6 @@ use std::path::Path;
 
 use libsolv_sys as sys;
 
-use crate::error::MetadataKind;
 use crate::pool::Pool;
 
 /// Every construct of primary.xml the readers handle, several edge cases among them (also the
@@ -81,13 +80,7 @@ fn dump(pool: &Pool) -> Vec<String> {
 
 fn load_with_libsolv(path: &Path) -> Pool {
     let mut pool = Pool::new("x86_64").unwrap();
-    pool.add_repository("r", 0, |pool, repo| {
-        pool.read_into(repo, MetadataKind::Primary, path, |stream| {
-            // SAFETY: valid repository and stream.
-            unsafe { sys::repo_add_rpmmd(repo, stream, std::ptr::null(), 0) }
-        })
-    })
-    .unwrap();
+    pool.add_repository("r", 0, |pool, repo| pool.read_primary_with_libsolv(repo, path)).unwrap();
     pool
 }
 
