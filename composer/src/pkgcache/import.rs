@@ -13,15 +13,18 @@ use rpm::{DigestAlgorithm, FileFlags, FileType};
 use sha2::Digest;
 
 use super::manifest::{self, FLAG_CONFIGURATION, FLAG_DOCUMENTATION, MODE_DIRECTORY, ManifestEntry};
+use super::objects::{ObjectError, ObjectMetadata, ObjectStager};
+use super::payload::{PayloadArchive, PayloadError, decompressed};
 use super::{PackageIdentity, metadata_keys};
 use crate::capabilities::{CAPABILITY_XATTR, capability_xattr};
-use crate::file_object::{FileObjectError, FileObjectMetadata, write_file_object};
 use crate::scriptlets::PackageScripts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("{package}: reading {path}: {message}")]
     Read { package: String, path: PathBuf, message: String },
+    #[error("{package}: {path}: {source}")]
+    Payload { package: String, path: PathBuf, source: PayloadError },
     #[error("{package}: the header says {found}, but the repository metadata says {expected}")]
     IdentityMismatch { package: String, expected: String, found: String },
     #[error("{package}: unsafe path \"{path}\" in the payload (absolute, normalized paths only)")]
@@ -53,7 +56,7 @@ struct PendingHardlink {
 }
 
 struct Importer<'a> {
-    repo: &'a ostree::Repo,
+    objects: &'a ObjectStager,
     package: &'a str,
     entries: Vec<ManifestEntry>,
     /// Header digest → ostree object, to give hardlinked files their content.
@@ -65,6 +68,7 @@ struct Importer<'a> {
 
 pub fn import_package(
     repo: &ostree::Repo,
+    objects: &ObjectStager,
     rpm_path: &Path,
     identity: &PackageIdentity,
 ) -> Result<ImportedPackage, ImportError> {
@@ -74,17 +78,25 @@ pub fn import_package(
         path: rpm_path.to_path_buf(),
         message,
     };
-    let mut reader = open_package_reader(rpm_path).map_err(read_error)?;
-    check_identity(&reader.metadata, identity)?;
-    let header = reader.metadata.header_bytes().map_err(|error| read_error(error.to_string()))?;
-    let scripts = PackageScripts::from_header(&reader.metadata).map_err(|error| ImportError::Scriptlets {
+    let (metadata, payload) = open_package(rpm_path).map_err(read_error)?;
+    check_identity(&metadata, identity)?;
+    let header = metadata.header_bytes().map_err(|error| read_error(error.to_string()))?;
+    let scripts = PackageScripts::from_header(&metadata).map_err(|error| ImportError::Scriptlets {
         package: package.to_string(),
         message: error.to_string(),
     })?;
-    let build_time = reader.metadata.get_build_time().unwrap_or(0);
+    let build_time = metadata.get_build_time().unwrap_or(0);
+    let file_entries = metadata.get_file_entries().map_err(|error| read_error(error.to_string()))?;
+    let payload_error = |source: PayloadError| ImportError::Payload {
+        package: package.to_string(),
+        path: rpm_path.to_path_buf(),
+        source,
+    };
+    let mut archive =
+        PayloadArchive::new(&metadata, &file_entries, decompressed(payload).map_err(payload_error)?);
 
     let mut importer = Importer {
-        repo,
+        objects,
         package,
         entries: Vec::new(),
         object_by_digest: HashMap::new(),
@@ -92,8 +104,8 @@ pub fn import_package(
         objects_written: 0,
         bytes_written: 0,
     };
-    while let Some(mut file) = reader.next_file().map_err(|error| read_error(error.to_string()))? {
-        importer.add(&mut file)?;
+    while let Some(entry) = archive.next_entry().map_err(payload_error)? {
+        importer.add(&file_entries[entry.index], entry.content_size, &mut archive.content())?;
     }
     importer.resolve_hardlinks()?;
     importer.entries.sort_by(|left, right| left.path.cmp(&right.path));
@@ -133,11 +145,10 @@ const SIGNATURE_ALIGNMENT: u64 = 8;
 /// Large reads for the payload: fewer system calls on big packages.
 const PAYLOAD_BUFFER: usize = 1 << 20;
 
-/// Opens an RPM for streaming. The crate's own `PackageReader::open` detects the payload compression from
-/// whatever its 8 KiB buffer happens to hold after the headers; when the payload starts in the last bytes
-/// of that buffer the magic is cut off and the payload is misread as uncompressed. So the headers are read
-/// here and the payload is handed over from a fresh buffer that starts exactly at the payload.
-fn open_package_reader(path: &Path) -> Result<rpm::PackageReader, String> {
+/// Opens an RPM for streaming: its parsed headers, and a buffered reader that starts exactly at the
+/// payload (the sizes of both header sections are read first, so the payload's magic bytes are always at
+/// the start of a fresh buffer).
+fn open_package(path: &Path) -> Result<(rpm::PackageMetadata, std::io::BufReader<std::fs::File>), String> {
     use std::io::{Seek, SeekFrom};
     let mut file = std::fs::File::open(path).map_err(|error| error.to_string())?;
     let section_end = |file: &mut std::fs::File, start: u64| -> Result<u64, String> {
@@ -158,8 +169,9 @@ fn open_package_reader(path: &Path) -> Result<rpm::PackageReader, String> {
     let mut headers = vec![0u8; headers_end as usize];
     file.seek(SeekFrom::Start(0)).map_err(|error| error.to_string())?;
     file.read_exact(&mut headers).map_err(|error| error.to_string())?;
-    let payload = std::io::BufReader::with_capacity(PAYLOAD_BUFFER, file);
-    rpm::PackageReader::parse(std::io::Cursor::new(headers).chain(payload)).map_err(|error| error.to_string())
+    let metadata =
+        rpm::PackageMetadata::parse(&mut std::io::Cursor::new(headers)).map_err(|error| error.to_string())?;
+    Ok((metadata, std::io::BufReader::with_capacity(PAYLOAD_BUFFER, file)))
 }
 
 fn check_identity(metadata: &rpm::PackageMetadata, identity: &PackageIdentity) -> Result<(), ImportError> {
@@ -246,12 +258,26 @@ impl Importer<'_> {
         ImportError::Ostree { package: self.package.to_string(), message: error.to_string() }
     }
 
+    fn object_error(&self, path: &str, error: ObjectError) -> ImportError {
+        match error {
+            ObjectError::Write { .. } => {
+                ImportError::Ostree { package: self.package.to_string(), message: format!("{path}: {error}") }
+            }
+            _ => self.mismatch(path, format!("payload: {error}")),
+        }
+    }
+
     fn mismatch(&self, path: &str, detail: String) -> ImportError {
         ImportError::PayloadMismatch { package: self.package.to_string(), path: path.to_string(), detail }
     }
 
-    fn add(&mut self, file: &mut rpm::StreamingRpmFile<'_>) -> Result<(), ImportError> {
-        let entry = &file.metadata;
+    /// Adds one archive entry: `entry` from the header, `content_size` bytes of `content` in the payload.
+    fn add(
+        &mut self,
+        entry: &rpm::FileEntry<'_>,
+        content_size: u64,
+        content: &mut dyn Read,
+    ) -> Result<(), ImportError> {
         let flags = entry.flags();
         if flags.contains(FileFlags::GHOST) {
             return Ok(());
@@ -281,11 +307,9 @@ impl Importer<'_> {
                 if target.is_empty() {
                     return Err(self.mismatch(&path, "symlink without a target".into()));
                 }
-                let checksum = self
-                    .repo
-                    .write_symlink(None, 0, 0, None, &target, gio::Cancellable::NONE)
-                    .map_err(|error| self.ostree_error(error))?;
-                manifest_entry.checksum = checksum.to_string();
+                let checksum =
+                    self.objects.write_symlink(&target).map_err(|error| self.object_error(&path, error))?;
+                manifest_entry.checksum = checksum;
                 manifest_entry.target = target;
             }
             FileType::Regular => {
@@ -300,13 +324,20 @@ impl Importer<'_> {
                 let xattrs = xattrs_variant(xattrs);
                 let size = entry.size();
                 let digest = entry.digest().map(|digest| (digest.algorithm(), digest.as_hex().to_string()));
-                if !file.has_payload() && size > 0 {
+                if content_size == 0 && size > 0 {
+                    // A hardlink whose content comes with another member of its set.
                     let digest = digest
                         .map(|(_, hex)| hex)
                         .ok_or_else(|| self.mismatch(&path, "hardlinked file without a digest".into()))?;
                     self.pending_hardlinks.push(PendingHardlink { index: self.entries.len(), digest });
                 } else {
-                    let checksum = self.write_regular_file(file, &path, mode, size, digest, &xattrs)?;
+                    if content_size != size as u64 {
+                        return Err(self.mismatch(
+                            &path,
+                            format!("{content_size} bytes in the payload, {size} in the header"),
+                        ));
+                    }
+                    let checksum = self.write_regular_file(content, &path, mode, size, digest, &xattrs)?;
                     manifest_entry.checksum = checksum;
                 }
             }
@@ -324,7 +355,7 @@ impl Importer<'_> {
 
     fn write_regular_file(
         &mut self,
-        file: &mut rpm::StreamingRpmFile<'_>,
+        content: &mut dyn Read,
         path: &str,
         mode: u32,
         size: usize,
@@ -332,17 +363,13 @@ impl Importer<'_> {
         xattrs: &glib::Variant,
     ) -> Result<String, ImportError> {
         let mut hasher = digest.as_ref().and_then(|(algorithm, _)| FileHasher::for_algorithm(*algorithm));
-        let metadata = FileObjectMetadata { uid: 0, gid: 0, mode, xattrs };
-        let written = write_file_object(self.repo, &metadata, size as u64, file, &mut |bytes| {
+        let metadata = ObjectMetadata { uid: 0, gid: 0, mode, xattrs };
+        let written = self.objects.write_regular(&metadata, size as u64, content, &mut |bytes| {
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(bytes);
             }
         });
-        let checksum = match written {
-            Ok(checksum) => checksum,
-            Err(FileObjectError::Ostree(error)) => return Err(self.ostree_error(error)),
-            Err(error) => return Err(self.mismatch(path, format!("payload: {error} (header size {size})"))),
-        };
+        let checksum = written.map_err(|error| self.object_error(path, error))?;
         self.check_digest(path, hasher, &digest)?;
         self.objects_written += 1;
         self.bytes_written += size as u64;
@@ -472,7 +499,8 @@ fn commit_metadata(
     scripts: &PackageScripts,
 ) -> glib::Variant {
     let dictionary = glib::VariantDict::new(None);
-    dictionary.insert_value(metadata_keys::HEADER, &header.to_vec().to_variant());
+    // One fixed-size array: `Vec<u8>::to_variant` would build a GVariant per byte.
+    dictionary.insert_value(metadata_keys::HEADER, &glib::Variant::array_from_fixed_array(header));
     dictionary
         .insert_value(metadata_keys::HEADER_SHA256, &hex::encode(sha2::Sha256::digest(header)).to_variant());
     dictionary.insert_value(metadata_keys::NEVRA, &identity.nevra.to_variant());

@@ -8,6 +8,8 @@
 
 pub mod import;
 pub mod manifest;
+pub mod objects;
+mod payload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -275,6 +277,9 @@ impl PackageCache {
             path: self.path.clone(),
             message: error.to_string(),
         };
+        let objects = objects::ObjectStager::begin(&self.repo, &self.path).map_err(|error| {
+            PackageCacheError::Repository { path: self.path.clone(), message: error.to_string() }
+        })?;
         self.repo.prepare_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -302,7 +307,7 @@ impl PackageCache {
                         // partial, as ostree's pull does, so that a run killed meanwhile leaves a commit
                         // that `ostree fsck` knows to be incomplete. (Lookups go through branches, which
                         // the transaction writes last.)
-                        let imported = import::import_package(&repo, rpm_path, identity)
+                        let imported = import::import_package(&repo, &objects, rpm_path, identity)
                             .and_then(|imported| mark_partial(&repo, identity, imported));
                         match imported {
                             Ok(imported) => {
@@ -328,7 +333,12 @@ impl PackageCache {
                 });
             }
         });
-        // Commit what was imported even if something failed: those packages are complete and valid.
+        // Commit what was imported even if something failed: those packages are complete and valid. Their
+        // content objects go into place first, so that no commit is ever visible before its files.
+        objects.publish().map_err(|error| PackageCacheError::Repository {
+            path: self.path.clone(),
+            message: error.to_string(),
+        })?;
         self.repo.commit_transaction(gio::Cancellable::NONE).map_err(repository_error)?;
         let results = results.into_inner().unwrap_or_else(|poison| poison.into_inner());
         for (_, imported) in &results {
