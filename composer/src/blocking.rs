@@ -89,3 +89,37 @@ mod tests {
         assert_eq!(error.to_string(), "exploding failed: the work panicked");
     }
 }
+
+/// Blocking work that runs on its own thread beside other blocking work (inside the caller's span),
+/// e.g. recording the rpm database while the tree is assembled. Dropping it waits for the thread, so the
+/// work never outlives the scratch space it writes to.
+#[derive(Debug)]
+pub struct BackgroundWork<T: Send + 'static> {
+    what: &'static str,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> BackgroundWork<T> {
+    pub fn start(
+        what: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<BackgroundWork<T>> {
+        let span = tracing::Span::current();
+        let thread = std::thread::Builder::new().name(what.to_string()).spawn(move || span.in_scope(work))?;
+        Ok(BackgroundWork { what, thread: Some(thread) })
+    }
+
+    /// Waits for the result; a panic in the work is resumed here.
+    pub fn finish(mut self) -> T {
+        let thread = self.thread.take().unwrap_or_else(|| unreachable!("{} finished twice", self.what));
+        thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl<T: Send + 'static> Drop for BackgroundWork<T> {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

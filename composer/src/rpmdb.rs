@@ -84,11 +84,48 @@ pub enum RpmdbError {
 /// `root/usr/lib/sysimage/rpm` to it. Only creates new files, so `root` may consist of hardlinks
 /// into an object store. The result depends on the set of package files (their order does not
 /// matter) and `source_date_epoch` (the install time rpm records; `None` = now).
-pub fn write_rpmdb(
-    root: &Path,
+pub fn write_rpmdb(root: &Path, rpm_files: &[PathBuf], source_date_epoch: Option<i64>) -> Result<(), RpmdbError> {
+    record_rpmdb(root, rpm_files, source_date_epoch)?;
+    link_sysimage(root)
+}
+
+/// A database recorded apart from the tree (`rpm --justdb` reads only the package files, never the
+/// tree), so that it can be built while the tree is assembled.
+#[derive(Debug)]
+pub struct RecordedDatabase {
+    directory: PathBuf,
+}
+
+/// Records `rpm_files` in `scratch/usr/share/rpm` (as [`write_rpmdb`] does in a tree); `scratch` must be
+/// on the tree's file system, for [`install_rpmdb`] moves the database from there.
+pub fn record_rpmdb_apart(
+    scratch: &Path,
     rpm_files: &[PathBuf],
     source_date_epoch: Option<i64>,
-) -> Result<(), RpmdbError> {
+) -> Result<RecordedDatabase, RpmdbError> {
+    record_rpmdb(scratch, rpm_files, source_date_epoch)?;
+    Ok(RecordedDatabase { directory: scratch.join(DATABASE_DIRECTORY) })
+}
+
+/// Moves a database recorded apart into `root/usr/share/rpm` (replacing what packages put there) and
+/// links `root/usr/lib/sysimage/rpm` to it.
+pub fn install_rpmdb(database: RecordedDatabase, root: &Path) -> Result<(), RpmdbError> {
+    // Everything below runs on the host: a directory of the tree that a scriptlet replaced by a symlink
+    // would lead out of it.
+    refuse_symlinked_parents(root, DATABASE_DIRECTORY)?;
+    refuse_symlinked_parents(root, SYSIMAGE_LINK)?;
+    let destination = root.join(DATABASE_DIRECTORY);
+    remove_entry(&destination)?;
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|source| RpmdbError::Prepare { path: parent.to_path_buf(), source })?;
+    }
+    std::fs::rename(&database.directory, &destination)
+        .map_err(|source| RpmdbError::Prepare { path: destination.clone(), source })?;
+    link_sysimage(root)
+}
+
+fn record_rpmdb(root: &Path, rpm_files: &[PathBuf], source_date_epoch: Option<i64>) -> Result<(), RpmdbError> {
     if rpm_files.is_empty() {
         return Err(RpmdbError::NoPackages { root: root.to_path_buf() });
     }
@@ -167,12 +204,11 @@ pub fn write_rpmdb(
             Err(source) => return Err(RpmdbError::Cleanup { path, source }),
         }
     }
-    link_sysimage(root)?;
     tracing::info!(
         root = %root.display(),
         packages = rpm_files.len(),
         elapsed_ms = started.elapsed().as_millis(),
-        "rpm database written"
+        "rpm database recorded"
     );
     Ok(())
 }

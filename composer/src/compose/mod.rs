@@ -14,7 +14,7 @@ use ostree::gio;
 use treefiles::Flattened;
 
 use crate::assemble::{self, TreeUnion};
-use crate::blocking::{Cancellation, run_blocking};
+use crate::blocking::{BackgroundWork, Cancellation, run_blocking};
 use crate::download::{DownloadProgress, download_packages};
 use crate::fetch::Fetcher;
 use crate::pkgcache::{CachedPackage, ImportProgress, PackageCache, PackageIdentity};
@@ -236,6 +236,18 @@ fn build_commit(
     )?;
 
     progress(ComposeEvent::Stage("assembling the tree"));
+    // The rpm database needs only the package files: record it on another thread while the tree is
+    // assembled (mostly waiting on the file system) and the scriptlets run.
+    let recorded_database = {
+        let scratch = work.rpmdb_scratch();
+        let rpm_paths = rpm_paths.clone();
+        let epoch = options.source_date_epoch.map(|epoch| epoch as i64);
+        let record = move || crate::rpmdb::record_rpmdb_apart(&scratch, &rpm_paths, epoch);
+        BackgroundWork::start("rpmdb", record).map_err(|error| ComposeError::Io {
+            path: work.rpmdb_scratch(),
+            message: format!("starting the rpm database thread: {error}"),
+        })?
+    };
     let union = TreeUnion::build(&packages, treefile.documentation.unwrap_or(true))?;
     let root = work.root();
     let checkout = assemble::checkout(&cache, &union, &root)?;
@@ -272,7 +284,7 @@ fn build_commit(
         let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
         scripts::run_treefile_scripts(&protected, flattened)?;
     }
-    crate::rpmdb::write_rpmdb(&root, &rpm_paths, options.source_date_epoch.map(|epoch| epoch as i64))?;
+    crate::rpmdb::install_rpmdb(recorded_database.finish()?, &root)?;
     report.absorb(crate::postprocess::finalize(&root, flattened)?);
     if let Some(initramfs) = &report.initramfs_command {
         progress(ComposeEvent::Stage("generating the initramfs"));

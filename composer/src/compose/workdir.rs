@@ -1,4 +1,4 @@
-//! The scratch space of one compose: `CACHE/work/compose-PID/{root,mount}` on the package cache's file
+//! The scratch space of one compose: `CACHE/work/compose-PID/{root,mount,rpmdb}` on the package cache's file
 //! system (the root hardlinks cached objects). One compose per cache at a time (an exclusive lock on
 //! `CACHE/work/lock`); whatever a killed run left behind (a FUSE mount, a half-built root) is cleared by the
 //! next one before it starts.
@@ -56,6 +56,11 @@ impl WorkDirectory {
 
     pub fn mountpoint(&self) -> PathBuf {
         self.directory.join("mount")
+    }
+
+    /// Where the rpm database is recorded while the tree is assembled (created on first use).
+    pub fn rpmdb_scratch(&self) -> PathBuf {
+        self.directory.join("rpmdb")
     }
 }
 
