@@ -84,7 +84,11 @@ pub enum RpmdbError {
 /// `root/usr/lib/sysimage/rpm` to it. Only creates new files, so `root` may consist of hardlinks
 /// into an object store. The result depends on the set of package files (their order does not
 /// matter) and `source_date_epoch` (the install time rpm records; `None` = now).
-pub fn write_rpmdb(root: &Path, rpm_files: &[PathBuf], source_date_epoch: Option<i64>) -> Result<(), RpmdbError> {
+pub fn write_rpmdb(
+    root: &Path,
+    rpm_files: &[PathBuf],
+    source_date_epoch: Option<i64>,
+) -> Result<(), RpmdbError> {
     record_rpmdb(root, rpm_files, source_date_epoch)?;
     link_sysimage(root)
 }
@@ -125,7 +129,11 @@ pub fn install_rpmdb(database: RecordedDatabase, root: &Path) -> Result<(), Rpmd
     link_sysimage(root)
 }
 
-fn record_rpmdb(root: &Path, rpm_files: &[PathBuf], source_date_epoch: Option<i64>) -> Result<(), RpmdbError> {
+fn record_rpmdb(
+    root: &Path,
+    rpm_files: &[PathBuf],
+    source_date_epoch: Option<i64>,
+) -> Result<(), RpmdbError> {
     if rpm_files.is_empty() {
         return Err(RpmdbError::NoPackages { root: root.to_path_buf() });
     }
