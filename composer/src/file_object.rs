@@ -1,6 +1,6 @@
 //! Writing one regular file as an ostree content object: small files in one call, large ones streamed in
-//! chunks so that no file needs a buffer of its size. Used by the package import (payload entries) and the
-//! commit of the assembled tree (files on disk).
+//! chunks so that no file needs a buffer of its size. Used by the commit of the assembled tree (files on
+//! disk); the package import writes its objects itself (`pkgcache::objects`).
 
 use std::io::Read;
 

@@ -343,7 +343,15 @@ mod tests {
     fn walk(bytes: Vec<u8>) -> Result<Vec<(String, String)>, PayloadError> {
         let metadata = metadata();
         let entries = metadata.get_file_entries().unwrap();
-        let mut archive = PayloadArchive::new(&metadata, &entries, Box::new(io::Cursor::new(bytes)));
+        walk_with(&metadata, &entries, bytes)
+    }
+
+    fn walk_with(
+        metadata: &rpm::PackageMetadata,
+        entries: &[FileEntry<'_>],
+        bytes: Vec<u8>,
+    ) -> Result<Vec<(String, String)>, PayloadError> {
+        let mut archive = PayloadArchive::new(metadata, entries, Box::new(io::Cursor::new(bytes)));
         let mut seen = Vec::new();
         while let Some(entry) = archive.next_entry()? {
             let mut content = String::new();
@@ -406,6 +414,26 @@ mod tests {
         for (case, bytes, expected) in cases {
             let error = walk(bytes).expect_err(case).to_string();
             assert!(error.contains(expected), "{case}: {error}");
+        }
+    }
+
+    /// Every truncation and every single-byte corruption of a valid archive gives entries or an error,
+    /// never a panic (the archive comes from an untrusted RPM).
+    #[test]
+    fn damaged_archives_never_panic() {
+        let metadata = metadata();
+        let entries = metadata.get_file_entries().unwrap();
+        let bytes =
+            archive(&[("./usr/bin/tool", b"#!/bin/sh\n"), ("./usr/share/doc/tool/README", b"read me")]);
+        for length in 0..bytes.len() {
+            let _ = walk_with(&metadata, &entries, bytes[..length].to_vec());
+        }
+        for position in 0..bytes.len() {
+            for replacement in [0u8, b'0', b'f', b'X', 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[position] = replacement;
+                let _ = walk_with(&metadata, &entries, damaged);
+            }
         }
     }
 
