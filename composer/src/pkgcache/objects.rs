@@ -24,11 +24,8 @@ use ostree::glib::prelude::*;
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, Timespec, Timestamps};
 use sha2::{Digest, Sha256};
 
-/// Files up to this size are read into memory and hashed before anything is written, so that a file the
-/// repository already has costs no write at all.
-const INLINE_FILE_LIMIT: u64 = 4 << 20;
-/// Read buffer for larger files, streamed into a temporary file while hashed.
-const STREAM_CHUNK: usize = 256 << 10;
+use crate::file_object::{ContentError, INLINE_FILE_LIMIT, read_exactly, stream_exactly};
+
 /// The attribute in which bare-user repositories keep an object's owner, mode and extended attributes.
 const BARE_USER_METADATA_XATTR: &str = "user.ostreemeta";
 /// Names of staging directories in the repository's `tmp/`.
@@ -45,12 +42,8 @@ const SYMLINK_PERMISSIONS: u32 = 0o777;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
-    #[error("reading: {0}")]
-    Read(io::Error),
-    #[error("expected {expected} bytes, found only {found}")]
-    Shorter { expected: u64, found: u64 },
-    #[error("longer than the expected {expected} bytes")]
-    Longer { expected: u64 },
+    #[error(transparent)]
+    Content(#[from] ContentError),
     #[error("{action} in {directory}: {source}")]
     Write { action: &'static str, directory: String, source: io::Error },
 }
@@ -120,6 +113,8 @@ impl ObjectStager {
     ) -> Result<String, ObjectError> {
         let header = file_header(metadata.uid, metadata.gid, metadata.mode, "", metadata.xattrs);
         let permissions = (metadata.mode & CONTENT_PERMISSION_MASK) | OWNER_READ;
+        // Small files are hashed before anything is written, so that a file the repository already has
+        // costs no write at all; larger ones are streamed into a temporary file while hashed.
         if size <= INLINE_FILE_LIMIT {
             let bytes = read_exactly(content, size)?;
             observe(&bytes);
@@ -134,24 +129,11 @@ impl ObjectStager {
         let mut file = self.temporary_object()?;
         let mut hasher = Sha256::new();
         hasher.update(&header);
-        let mut buffer = vec![0u8; STREAM_CHUNK];
-        let mut remaining = size;
-        while remaining > 0 {
-            let wanted = remaining.min(buffer.len() as u64) as usize;
-            let read = content.read(&mut buffer[..wanted]).map_err(ObjectError::Read)?;
-            if read == 0 {
-                return Err(ObjectError::Shorter { expected: size, found: size - remaining });
-            }
-            observe(&buffer[..read]);
-            hasher.update(&buffer[..read]);
-            file.file
-                .write_all(&buffer[..read])
-                .map_err(|source| self.write_error("writing an object", source))?;
-            remaining -= read as u64;
-        }
-        if content.read(&mut [0u8; 1]).map_err(ObjectError::Read)? != 0 {
-            return Err(ObjectError::Longer { expected: size });
-        }
+        stream_exactly(content, size, |bytes| {
+            observe(bytes);
+            hasher.update(bytes);
+            file.write_all(bytes).map_err(|source| self.write_error("writing an object", source))
+        })?;
         let checksum = hex::encode(hasher.finalize());
         if !self.has(&checksum) {
             self.store(file, &checksum, metadata, permissions)?;
@@ -326,19 +308,6 @@ fn object_checksum(header: &[u8], content: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn read_exactly(content: &mut dyn Read, size: u64) -> Result<Vec<u8>, ObjectError> {
-    let mut bytes = Vec::with_capacity(size as usize);
-    content.take(size + 1).read_to_end(&mut bytes).map_err(ObjectError::Read)?;
-    let found = bytes.len() as u64;
-    if found < size {
-        return Err(ObjectError::Shorter { expected: size, found });
-    }
-    if found > size {
-        return Err(ObjectError::Longer { expected: size });
-    }
-    Ok(bytes)
-}
-
 /// `ab/cdef….file`, relative to `objects/`.
 fn loose_path(checksum: &str) -> String {
     format!("{}/{}.file", &checksum[..2], &checksum[2..])
@@ -465,7 +434,7 @@ mod tests {
                 &mut &b"short"[..],
                 &mut |_| {}
             ),
-            Err(ObjectError::Shorter { expected: 10, found: 5 })
+            Err(ObjectError::Content(ContentError::Shorter { expected: 10, found: 5 }))
         ));
         assert_eq!(stager.publish().unwrap(), 5);
         assert_eq!(
