@@ -130,10 +130,7 @@ impl TreeWriter<'_> {
             } else if file_type.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(|error| io_error(&path, error))?;
                 let target = target.to_str().ok_or_else(|| CommitError::NotUtf8 { path: path.clone() })?;
-                let checksum = self
-                    .repo
-                    .write_symlink(None, metadata.uid(), metadata.gid(), None, target, gio::Cancellable::NONE)
-                    .map_err(|error| io_error(&path, error))?;
+                let checksum = self.symlink_checksum(&path, metadata.uid(), metadata.gid(), target)?;
                 tree.replace_file(name, &checksum).map_err(|error| io_error(&path, error))?;
                 self.statistics.files += 1;
             } else if file_type.is_file() {
@@ -145,6 +142,24 @@ impl TreeWriter<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Most symlinks are already in the repository: their checksum is computed here, and libostree (which
+    /// writes a temporary object for every symlink to find its checksum) is asked only for new ones.
+    fn symlink_checksum(&self, path: &Path, uid: u32, gid: u32, target: &str) -> Result<String, CommitError> {
+        let checksum = crate::pkgcache::objects::symlink_checksum(uid, gid, target);
+        let present = self
+            .repo
+            .has_object(ostree::ObjectType::File, &checksum, gio::Cancellable::NONE)
+            .map_err(|error| ostree_error(self.repo, error))?;
+        if present {
+            return Ok(checksum);
+        }
+        let written = self
+            .repo
+            .write_symlink(None, uid, gid, None, target, gio::Cancellable::NONE)
+            .map_err(|error| io_error(path, error))?;
+        Ok(written.to_string())
     }
 
     fn regular_file_checksum(

@@ -221,6 +221,18 @@ fn build_commit(
     let cache = PackageCache::open_or_create(&options.cache_directory.join("pkgcache-repo"))?;
     let work = WorkDirectory::create(&options.cache_directory)?;
 
+    // The rpm database needs only the package files: record it on another thread while packages are
+    // imported, the tree is assembled (mostly waiting on the file system) and the scriptlets run.
+    let recorded_database = {
+        let scratch = work.rpmdb_scratch();
+        let rpm_paths = rpm_paths.clone();
+        let epoch = options.source_date_epoch.map(|epoch| epoch as i64);
+        let record = move || crate::rpmdb::record_rpmdb_apart(&scratch, &rpm_paths, epoch);
+        BackgroundWork::start("rpmdb", record).map_err(|error| ComposeError::Io {
+            path: work.rpmdb_scratch(),
+            message: format!("starting the rpm database thread: {error}"),
+        })?
+    };
     progress(ComposeEvent::Stage("importing packages"));
     let identities: Vec<(PackageIdentity, PathBuf)> = resolution
         .packages
@@ -236,21 +248,15 @@ fn build_commit(
     )?;
 
     progress(ComposeEvent::Stage("assembling the tree"));
-    // The rpm database needs only the package files: record it on another thread while the tree is
-    // assembled (mostly waiting on the file system) and the scriptlets run.
-    let recorded_database = {
-        let scratch = work.rpmdb_scratch();
-        let rpm_paths = rpm_paths.clone();
-        let epoch = options.source_date_epoch.map(|epoch| epoch as i64);
-        let record = move || crate::rpmdb::record_rpmdb_apart(&scratch, &rpm_paths, epoch);
-        BackgroundWork::start("rpmdb", record).map_err(|error| ComposeError::Io {
-            path: work.rpmdb_scratch(),
-            message: format!("starting the rpm database thread: {error}"),
-        })?
-    };
     let union = TreeUnion::build(&packages, treefile.documentation.unwrap_or(true))?;
     let root = work.root();
     let checkout = assemble::checkout(&cache, &union, &root)?;
+    tracing::info!(
+        paths.reused = checkout.paths_reused,
+        paths.removed = checkout.paths_removed,
+        files.linked = checkout.files_linked,
+        "tree checked out"
+    );
     let files_by_package = union.files_by_package(&packages);
 
     progress(ComposeEvent::Stage("running scriptlets"));

@@ -1,7 +1,9 @@
-//! The scratch space of one compose: `CACHE/work/compose-PID/{root,mount,rpmdb}` on the package cache's file
-//! system (the root hardlinks cached objects). One compose per cache at a time (an exclusive lock on
-//! `CACHE/work/lock`); whatever a killed run left behind (a FUSE mount, a half-built root) is cleared by the
-//! next one before it starts.
+//! The scratch space of composes: the tree in `CACHE/work/tree` (kept between composes, so that the next
+//! one reuses what did not change, see `assemble::reuse`) and `CACHE/work/compose-PID/{mount,rpmdb}`, all
+//! on the package cache's file system (the tree hardlinks cached objects). One compose per cache at a
+//! time (an exclusive lock on `CACHE/work/lock`); whatever a killed run left behind (a FUSE mount, its
+//! scratch directory) is cleared by the next one before it starts, and a tree in any state is corrected
+//! by the next checkout.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,13 @@ use super::ComposeError;
 /// The mode of `/` in every composed tree.
 const ROOT_DIRECTORY_MODE: u32 = 0o755;
 
+/// The lock file and the kept tree, the only entries of `CACHE/work` that outlive a compose.
+const LOCK_FILE: &str = "lock";
+const TREE_DIRECTORY: &str = "tree";
+
 #[derive(Debug)]
 pub struct WorkDirectory {
+    tree: PathBuf,
     directory: PathBuf,
     /// Holds the exclusive lock for as long as the compose runs.
     _lock: File,
@@ -26,7 +33,7 @@ impl WorkDirectory {
     pub fn create(cache_directory: &Path) -> Result<WorkDirectory, ComposeError> {
         let base = cache_directory.join("work");
         std::fs::create_dir_all(&base).map_err(|error| io_error(&base, error))?;
-        let lock_path = base.join("lock");
+        let lock_path = base.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(|error| io_error(&lock_path, error))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .map_err(|_| io_error(&lock_path, "another compose is using this cache directory (locked)"))?;
@@ -35,23 +42,27 @@ impl WorkDirectory {
         }
         for entry in std::fs::read_dir(&base).map_err(|error| io_error(&base, error))? {
             let entry = entry.map_err(|error| io_error(&base, error))?;
-            if entry.file_name() != "lock" {
+            if entry.file_name() != LOCK_FILE && entry.file_name() != TREE_DIRECTORY {
                 tracing::info!(path = %entry.path().display(), "removing what an interrupted compose left behind");
                 remove(&entry.path())?;
             }
         }
         let directory = base.join(format!("compose-{}", std::process::id()));
-        std::fs::create_dir_all(directory.join("root")).map_err(|error| io_error(&directory, error))?;
         std::fs::create_dir_all(directory.join("mount")).map_err(|error| io_error(&directory, error))?;
-        // The root directory's mode goes into the commit: never let the umask decide it.
-        let root = directory.join("root");
-        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(ROOT_DIRECTORY_MODE))
-            .map_err(|error| io_error(&root, error))?;
-        Ok(WorkDirectory { directory, _lock: lock })
+        let tree = base.join(TREE_DIRECTORY);
+        if !std::fs::symlink_metadata(&tree).is_ok_and(|metadata| metadata.is_dir()) {
+            remove(&tree)?;
+            std::fs::create_dir(&tree).map_err(|error| io_error(&tree, error))?;
+        }
+        // The root directory's mode goes into the commit: never let the umask (or a scriptlet) decide it.
+        std::fs::set_permissions(&tree, std::os::unix::fs::PermissionsExt::from_mode(ROOT_DIRECTORY_MODE))
+            .map_err(|error| io_error(&tree, error))?;
+        Ok(WorkDirectory { tree, directory, _lock: lock })
     }
 
+    /// The tree being composed: what the previous compose left until the checkout brings it up to date.
     pub fn root(&self) -> PathBuf {
-        self.directory.join("root")
+        self.tree.clone()
     }
 
     pub fn mountpoint(&self) -> PathBuf {
@@ -65,7 +76,8 @@ impl WorkDirectory {
 }
 
 fn remove(path: &Path) -> Result<(), ComposeError> {
-    let result = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    let is_directory = std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir());
+    let result = if is_directory { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
     match result {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),

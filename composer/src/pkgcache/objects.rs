@@ -146,7 +146,7 @@ impl ObjectStager {
     pub fn write_symlink(&self, target: &str) -> Result<String, ObjectError> {
         let no_xattrs = Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant();
         let mode = SYMLINK_TYPE | SYMLINK_PERMISSIONS;
-        let checksum = object_checksum(&file_header(0, 0, mode, target, &no_xattrs), &[]);
+        let checksum = symlink_checksum(0, 0, target);
         if !self.has(&checksum) {
             let mut file = self.temporary_object()?;
             file.write_all(target.as_bytes())
@@ -299,6 +299,13 @@ fn file_header(uid: u32, gid: u32, mode: u32, symlink_target: &str, xattrs: &gli
     header.extend_from_slice(&[0u8; 4]);
     header.extend_from_slice(data);
     header
+}
+
+/// The checksum of the object of a symlink to `target` owned by `uid` / `gid`, without extended attributes
+/// (as libostree's `write_symlink` computes it, by writing the object).
+pub fn symlink_checksum(uid: u32, gid: u32, target: &str) -> String {
+    let no_xattrs = Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant();
+    object_checksum(&file_header(uid, gid, SYMLINK_TYPE | SYMLINK_PERMISSIONS, target, &no_xattrs), &[])
 }
 
 fn object_checksum(header: &[u8], content: &[u8]) -> String {

@@ -1,7 +1,10 @@
 //! Assembling the root filesystem from cached packages: the union of their manifests is checked first
 //! (conflicting files name both packages, nothing may be written through a symlink), then every regular
-//! file is hardlinked from the package cache, symlinks and directories are created, and finally files that
-//! RPM gives to other users are re-owned against the tree's own passwd and group.
+//! file is hardlinked from the package cache, symlinks and directories are created (reusing what the
+//! previous compose left that is still right, see [`reuse`]), and finally files that RPM gives to other
+//! users are re-owned against the tree's own passwd and group.
+
+mod reuse;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -127,17 +130,26 @@ impl<'a> TreeUnion<'a> {
 #[derive(Debug, Default)]
 pub struct Checkout {
     pub object_by_inode: HashMap<(u64, u64), String>,
+    /// Files hardlinked from the package cache, including those reused from the previous tree.
     pub files_linked: usize,
+    /// Paths the previous compose's tree already had right, and paths removed from it.
+    pub paths_reused: usize,
+    pub paths_removed: usize,
 }
 
-/// Creates the tree under `root` (an empty directory on the package cache's file system).
+/// Makes the tree under `root` (a directory on the package cache's file system, empty or what the previous
+/// compose left) exactly what a fresh checkout of `union` gives.
 pub fn checkout(cache: &PackageCache, union: &TreeUnion<'_>, root: &Path) -> Result<Checkout, AssembleError> {
     let mut checkout = Checkout::default();
+    let reused = reuse::prune(cache, union, root, &mut checkout)?;
+    checkout.paths_reused = reused.present.len();
+    checkout.paths_removed = reused.removed;
+    // Parents that already exist are found by `create_dir` failing once each.
     let mut created_directories: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (path, union_entry) in &union.entries {
         let entry = union_entry.entry;
         let relative = entry.relative_path();
-        if relative.is_empty() {
+        if relative.is_empty() || reused.present.contains(relative) {
             continue;
         }
         ensure_parents(root, relative, &mut created_directories)?;
