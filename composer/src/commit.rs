@@ -111,16 +111,17 @@ impl TreeWriter<'_> {
     }
 
     fn write_directory(&mut self, directory: &Path, tree: &ostree::MutableTree) -> Result<(), CommitError> {
-        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(directory)
+        let mut entries: Vec<(std::ffi::OsString, std::fs::DirEntry)> = std::fs::read_dir(directory)
             .map_err(|error| io_error(directory, error))?
-            .map(|entry| entry.map(|entry| entry.file_name()))
+            .map(|entry| entry.map(|entry| (entry.file_name(), entry)))
             .collect::<Result<_, _>>()
             .map_err(|error| io_error(directory, error))?;
-        names.sort();
-        for name in names {
+        entries.sort_by(|(first, _), (second, _)| first.cmp(second));
+        for (name, entry) in entries {
             let path = directory.join(&name);
             let name = name.to_str().ok_or_else(|| CommitError::NotUtf8 { path: path.clone() })?;
-            let metadata = std::fs::symlink_metadata(&path).map_err(|error| io_error(&path, error))?;
+            // Relative to the open directory (no path lookup from the root); does not follow symlinks.
+            let metadata = entry.metadata().map_err(|error| io_error(&path, error))?;
             let file_type = metadata.file_type();
             if file_type.is_dir() {
                 let child = tree.ensure_dir(name).map_err(|error| io_error(&path, error))?;

@@ -19,6 +19,7 @@ use crate::fetch::{FetchError, Fetcher, join_url};
 use crate::repo_file::RepoDefinition;
 use crate::resolve::{Resolution, ResolvedPackage};
 use crate::signature::{RepositoryKeys, SignatureError, load_repository_keys, verify_package_signature};
+use crate::verified_files::VerifiedFiles;
 
 /// Where a verified package came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -124,6 +125,7 @@ pub fn file_url_path(url: &str) -> Option<PathBuf> {
 /// One package to fetch, with everything checked up front.
 struct Job<'a> {
     index: usize,
+    verified_files: &'a Arc<VerifiedFiles>,
     package: &'a ResolvedPackage,
     checksum: Checksum,
     definition: &'a RepoDefinition,
@@ -171,6 +173,7 @@ pub async fn download_packages(
     let keys: HashMap<String, Arc<RepositoryKeys>> =
         loaded.into_iter().map(|keys| (keys.repository().to_string(), Arc::new(keys))).collect();
 
+    let verified_files = Arc::new(VerifiedFiles::load(&fetcher.options().cache_directory));
     let total = prepared.len();
     let done = AtomicUsize::new(0);
     // After the first failure no new package is started, but those in flight are finished rather
@@ -178,6 +181,7 @@ pub async fn download_packages(
     let failed = AtomicBool::new(false);
     let jobs = prepared.into_iter().map(|(index, package, checksum, definition)| Job {
         index,
+        verified_files: &verified_files,
         package,
         checksum,
         definition,
@@ -222,6 +226,7 @@ pub async fn download_packages(
         return Err(error);
     }
     paths.sort_by_key(|(index, _)| *index);
+    verified_files.save();
     tracing::info!(packages = total, "every package is verified");
     Ok(paths.into_iter().map(|(_, path)| path).collect())
 }
@@ -253,7 +258,7 @@ async fn fetch_package(fetcher: &Fetcher, job: Job<'_>) -> Result<(PathBuf, Pack
             package: package.nevra(),
             url: package.url.clone(),
         })?;
-        verify_in_place(package, &path, &job.checksum).await?;
+        verify_in_place(package, &path, &job.checksum, job.verified_files).await?;
         (path, PackageSource::LocalFile)
     } else {
         let destination = fetcher.options().cache_directory.join("packages").join(format!(
@@ -302,17 +307,26 @@ fn candidate_urls(package: &ResolvedPackage, definition: &RepoDefinition) -> Vec
 /// Bytes hashed between cancellation checks.
 const HASH_BUFFER_BYTES: usize = 256 * 1024;
 
-/// Hashes a local package file where it is and compares with the repository metadata.
+/// Hashes a local package file where it is and compares with the repository metadata, unless an earlier
+/// run did and the file has not changed since.
 async fn verify_in_place(
     package: &ResolvedPackage,
     path: &Path,
     expected: &Checksum,
+    verified_files: &Arc<VerifiedFiles>,
 ) -> Result<(), DownloadError> {
     let owned_path = path.to_path_buf();
     let algorithm = expected.algorithm;
+    let expected_text = expected.to_string();
+    let expected_hex = expected.hex.clone();
+    let record = Arc::clone(verified_files);
     let actual = run_blocking("verifying an RPM checksum", move |cancellation| {
         use std::io::Read;
         let mut file = std::fs::File::open(&owned_path)?;
+        let metadata = file.metadata()?;
+        if record.is_verified(&owned_path, &metadata, &expected_text) {
+            return Ok(None);
+        }
         let mut hasher = Hasher::new(algorithm);
         let mut buffer = vec![0; HASH_BUFFER_BYTES];
         loop {
@@ -321,7 +335,11 @@ async fn verify_in_place(
             }
             let read = file.read(&mut buffer)?;
             if read == 0 {
-                return Ok(hasher.finish());
+                let actual = hasher.finish();
+                if actual == expected_hex {
+                    record.verified(&owned_path, &metadata, &expected_text);
+                }
+                return Ok(Some(actual));
             }
             hasher.update(&buffer[..read]);
         }
@@ -332,7 +350,9 @@ async fn verify_in_place(
         path: path.to_path_buf(),
         message: error.to_string(),
     })?;
-    if actual != expected.hex {
+    if let Some(actual) = actual
+        && actual != expected.hex
+    {
         return Err(DownloadError::ChecksumMismatch {
             package: package.nevra(),
             path: path.to_path_buf(),

@@ -26,3 +26,4 @@ pub mod rpmdb;
 pub mod sandbox;
 pub mod scriptlets;
 pub mod signature;
+pub mod verified_files;

@@ -54,8 +54,15 @@ pub(super) fn prune(
     move_configuration_back(root, &wanted)?;
     let owner = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
     std::os::unix::fs::lchown(root, Some(owner.0), Some(owner.1)).map_err(|error| io_error(root, error))?;
+    let objects_path = cache.path().join("objects");
+    let objects = rustix::fs::open(
+        &objects_path,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|error| io_error(&objects_path, error))?;
     let mut pruner =
-        Pruner { cache, wanted, implied_directories, owner, checkout, reused: Reused::default() };
+        Pruner { objects, wanted, implied_directories, owner, checkout, reused: Reused::default() };
     pruner.walk(root, "")?;
     Ok(pruner.reused)
 }
@@ -78,7 +85,8 @@ fn move_configuration_back(root: &Path, wanted: &HashMap<&str, &ManifestEntry>) 
 }
 
 struct Pruner<'a, 'union> {
-    cache: &'a PackageCache,
+    /// The package cache's `objects/` directory, to find the inode of each object.
+    objects: std::os::fd::OwnedFd,
     wanted: HashMap<&'union str, &'union ManifestEntry>,
     implied_directories: HashSet<&'union str>,
     /// Who owns what a fresh checkout creates (the ownership pass runs later, on both kinds of tree).
@@ -99,7 +107,8 @@ impl Pruner<'_, '_> {
         for entry in entries {
             let entry = entry.map_err(|error| io_error(directory, error))?;
             let path = entry.path();
-            let metadata = std::fs::symlink_metadata(&path).map_err(|error| io_error(&path, error))?;
+            // Relative to the open directory (no path lookup from the root); does not follow symlinks.
+            let metadata = entry.metadata().map_err(|error| io_error(&path, error))?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 self.remove(&path, &metadata)?;
                 continue;
@@ -144,9 +153,14 @@ impl Pruner<'_, '_> {
                 if target.as_os_str() == entry.target.as_str() { Verdict::Keep } else { Verdict::Remove }
             }
             EntryKind::Regular if file_type.is_file() => {
-                let object = self.cache.object_path(&entry.checksum);
-                match std::fs::symlink_metadata(&object) {
-                    Ok(stored) if (stored.dev(), stored.ino()) == (metadata.dev(), metadata.ino()) => {
+                let (prefix, rest) = entry.checksum.split_at(2.min(entry.checksum.len()));
+                let object = format!("{prefix}/{rest}.file");
+                match rustix::fs::statat(
+                    &self.objects,
+                    object.as_str(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(stored) if (stored.st_dev, stored.st_ino) == (metadata.dev(), metadata.ino()) => {
                         self.checkout
                             .object_by_inode
                             .insert((metadata.dev(), metadata.ino()), entry.checksum.clone());
