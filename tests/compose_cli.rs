@@ -607,10 +607,9 @@ fn staging_entries(workspace: &Workspace) -> usize {
         .sum()
 }
 
-/// Whether a compose of `workspace` has checked the tree out into its scratch directory.
+/// Whether a compose of `workspace` has checked the tree out into its kept tree directory.
 fn checked_out(workspace: &Workspace) -> bool {
-    let Ok(entries) = std::fs::read_dir(workspace.work_directory()) else { return false };
-    entries.filter_map(Result::ok).any(|entry| entry.path().join("root/usr").exists())
+    workspace.work_directory().join("tree/usr").exists()
 }
 
 /// After a compose of `workspace` was killed at `moment`: both repositories pass `ostree fsck`, the
@@ -655,7 +654,11 @@ fn assert_recovers(workspace: &Workspace, moment: &str, expected_commit: Option<
         Vec::<PathBuf>::new(),
         "{moment}: mounts left"
     );
-    assert_eq!(workspace.scratch_entries(), ["lock"], "{moment}: scratch files left");
+    assert_eq!(
+        workspace.scratch_entries(),
+        ["lock", "tree"],
+        "{moment}: scratch files left (the tree is kept)"
+    );
     composed
 }
 
@@ -764,8 +767,7 @@ fn a_compose_killed_at_any_moment_leaves_consistent_repositories() {
 
 /// Whether the sleeper's `%post` has started in a compose of `workspace`.
 fn sleeper_started(workspace: &Workspace) -> bool {
-    let Ok(entries) = std::fs::read_dir(workspace.work_directory()) else { return false };
-    entries.filter_map(Result::ok).any(|entry| entry.path().join("root").join(SLEEPER_MARK).exists())
+    workspace.work_directory().join("tree").join(SLEEPER_MARK).exists()
 }
 
 #[test]

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -208,13 +209,20 @@ impl Workspace {
             .then(|| ostree(&self.target(), &["rev-parse", REFERENCE]).trim().to_string())
     }
 
-    /// Only the lock file is left in the cache's scratch directory (no root, no mount point).
+    /// Only the lock file and the kept tree are left in the cache's scratch directory (no mount point, no
+    /// rpm database scratch).
     fn assert_scratch_space_is_clean(&self) {
-        let names: Vec<String> = std::fs::read_dir(self.cache().join("work"))
+        let mut names: Vec<String> = std::fs::read_dir(self.cache().join("work"))
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["lock"], "what a compose leaves in its scratch space");
+        names.sort();
+        assert_eq!(names, ["lock", "tree"], "what a compose leaves in its scratch space");
+    }
+
+    /// The tree the last compose left for the next one to reuse.
+    fn kept_tree(&self) -> PathBuf {
+        self.cache().join("work/tree")
     }
 }
 
@@ -718,6 +726,78 @@ fn the_same_inputs_give_the_same_commit_anywhere() {
         workspace.compose(&showcase_treefile()).unwrap().commit.unwrap()
     };
     assert_eq!(compose_anew(), compose_anew(), "two composes in different caches and repositories");
+}
+
+/// `app` in two versions that differ in every way a path can: a file only in one, a file that becomes a
+/// directory, a symlink that points elsewhere, a directory whose mode changes.
+fn changing_app(version: &str) -> RpmSpec {
+    let spec = RpmSpec::new("app", version, os_fixture::RELEASE).requires("filesystem");
+    if version == "1.0" {
+        spec.file("/usr/share/app/only-in-1.0", "old\n", FILE_MODE)
+            .file("/usr/share/app/becomes-directory", "file\n", FILE_MODE)
+            .symlink("/usr/bin/app", "../share/app/only-in-1.0")
+            .directory("/usr/lib/app", EXECUTABLE_MODE)
+    } else {
+        spec.file("/usr/share/app/only-in-1.1", "new\n", FILE_MODE)
+            .file("/usr/share/app/becomes-directory/inside", "now a directory\n", FILE_MODE)
+            .symlink("/usr/bin/app", "../share/app/only-in-1.1")
+            .directory("/usr/lib/app", SETGID_DIRECTORY_MODE)
+    }
+}
+
+/// Changes the kept tree the way scriptlets, a killed run or a curious administrator could.
+fn tamper_with(tree: &Path) {
+    std::fs::write(tree.join("usr/share/stray"), "stray\n").unwrap();
+    std::fs::create_dir_all(tree.join("usr/share/stray-directory/nested")).unwrap();
+    std::fs::set_permissions(tree.join("usr/share/team"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::remove_file(tree.join("usr/bin/ping")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", tree.join("usr/bin/ping")).unwrap();
+    // A private file where the cached object was (the object itself stays intact).
+    std::fs::remove_file(tree.join("usr/bin/pinger")).unwrap();
+    std::fs::write(tree.join("usr/bin/pinger"), "tampered\n").unwrap();
+    std::fs::remove_file(tree.join("usr/bin/twin-b")).unwrap();
+    std::fs::create_dir(tree.join("usr/bin/twin-b")).unwrap();
+    let fifo = tree.join("usr/share/fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    std::fs::write(tree.join(std::ffi::OsStr::from_bytes(b"usr/share/not-utf8-\xff")), "x\n").unwrap();
+}
+
+#[test]
+fn a_kept_tree_gives_the_commit_a_fresh_tree_gives() {
+    require_compose_tools();
+    let mut packages = showcase_packages();
+    packages.push(changing_app("1.0"));
+    let mut repository = repository_with(&packages);
+    let manifest = {
+        let mut names = SHOWCASE_NAMES.to_vec();
+        names.push("app");
+        treefile(&names, "")
+    };
+    let kept = Workspace::new(&repository.url(), None);
+    kept.compose(&manifest).unwrap();
+    assert!(kept.kept_tree().join("usr/share/app/only-in-1.0").is_file(), "the tree is kept");
+    tamper_with(&kept.kept_tree());
+
+    repository.add_package(&changing_app("1.1")).unwrap();
+    repository.write_metadata().unwrap();
+    let updated = kept.compose(&manifest).unwrap();
+    let fresh = Workspace::new(&repository.url(), None).compose(&manifest).unwrap();
+    assert_eq!(updated.content_checksum, fresh.content_checksum, "the same tree as a fresh checkout");
+    let commit = updated.commit.unwrap();
+    assert_eq!(ostree(&kept.target(), &["cat", &commit, "/usr/bin/pinger"]), "#!/bin/sh\necho ping\n");
+    assert_eq!(
+        ostree(&kept.target(), &["cat", &commit, "/usr/share/app/becomes-directory/inside"]),
+        "now a directory\n"
+    );
+    assert_fsck_clean(&kept.package_cache());
+    kept.assert_scratch_space_is_clean();
 }
 
 #[test]
