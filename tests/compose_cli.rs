@@ -716,12 +716,9 @@ fn a_compose_killed_at_any_moment_leaves_consistent_repositories() {
             reached: &|workspace| checked_out(workspace) && staging_entries(workspace) > 0,
             cached: Some(package_count),
         },
-        // The commit being pulled into the target repository (ostree marks it partial meanwhile).
-        KillMoment {
-            name: "publishing",
-            reached: &|workspace| has_entries(&workspace.target().join("state")),
-            cached: Some(package_count),
-        },
+        // Publishing hardlinks objects into the target for a few milliseconds, too short to aim a kill
+        // at; composer's publish tests cover an interruption there, the kills spread over a compose
+        // below may land in it.
     ];
     for moment in moments {
         let workspace = new_workspace();

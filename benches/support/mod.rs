@@ -16,10 +16,21 @@ pub struct Run {
     pub stdout: String,
 }
 
+/// With `ARBOR_BENCH_LOG=DIRECTORY`, each compose runs with `RUST_LOG=info` and its log (the phases with
+/// timestamps) is written to `DIRECTORY/compose-N.log`.
+pub const LOG_DIRECTORY_VARIABLE: &str = "ARBOR_BENCH_LOG";
+
+static COMPOSES_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn compose(treefile: &Path, cache: &Path, repo: &Path) -> Run {
     let report = cache.with_extension("time");
+    let log_directory = std::env::var_os(LOG_DIRECTORY_VARIABLE).map(PathBuf::from);
     let started = Instant::now();
-    let output = Command::new("/usr/bin/time")
+    let mut command = Command::new("/usr/bin/time");
+    if log_directory.is_some() {
+        command.env("RUST_LOG", "info");
+    }
+    let output = command
         .arg("-o")
         .arg(&report)
         .arg("-f")
@@ -35,6 +46,11 @@ pub fn compose(treefile: &Path, cache: &Path, repo: &Path) -> Run {
         .output()
         .expect("running arbor");
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(directory) = log_directory {
+        let number = COMPOSES_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::write(directory.join(format!("compose-{number}.log")), &output.stderr).unwrap();
+    }
     assert!(output.status.success(), "arbor failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let peak_kilobytes = std::fs::read_to_string(&report)
         .unwrap_or_default()

@@ -180,6 +180,14 @@ impl PackageScripts {
             && self.transfiletriggerin.is_empty()
     }
 
+    /// Whether the package has anything to run in `phase`.
+    pub fn has(&self, phase: Phase) -> bool {
+        match phase {
+            Phase::TransFileTriggerIn => !self.transfiletriggerin.is_empty(),
+            _ => self.script(phase).is_some(),
+        }
+    }
+
     fn script(&self, phase: Phase) -> Option<&Script> {
         match phase {
             Phase::Pre => self.pre.as_ref(),

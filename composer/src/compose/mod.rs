@@ -169,7 +169,8 @@ pub async fn compose_tree(
 
     let flattened = flattened.clone();
     let options = options.clone();
-    let (sender, receiver) = std::sync::mpsc::channel::<ComposeEvent>();
+    // Events reach `progress` as they happen (a stage's start is its real start in the log).
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ComposeEvent>();
     let work = run_blocking("composing the tree", move |cancellation| {
         let report = |event: ComposeEvent| {
             let _ = sender.send(event);
@@ -189,16 +190,13 @@ pub async fn compose_tree(
     tokio::pin!(work);
     loop {
         tokio::select! {
+            biased;
+            Some(event) = receiver.recv() => progress(event),
             result = &mut work => {
                 while let Ok(event) = receiver.try_recv() {
                     progress(event);
                 }
                 return result?;
-            }
-            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
-                while let Ok(event) = receiver.try_recv() {
-                    progress(event);
-                }
             }
         }
     }
@@ -263,7 +261,11 @@ fn build_commit(
     let environment = sandbox_environment(options.source_date_epoch);
     let scripted: Vec<crate::scriptlets::ScriptedPackage<'_>> =
         packages.iter().map(|package| scripted_package(package, &files_by_package)).collect();
-    {
+    // The tree is mounted only for phases that have something to run: a mount costs tens of milliseconds.
+    let has_scripts = |phases: &[crate::scriptlets::Phase]| {
+        phases.iter().any(|phase| scripted.iter().any(|package| package.scripts.has(*phase)))
+    };
+    if has_scripts(&[crate::scriptlets::Phase::Pre]) {
         let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
         crate::scriptlets::run_phase(&protected, crate::scriptlets::Phase::Pre, &scripted, cancellation)?;
     }
@@ -272,13 +274,14 @@ fn build_commit(
     for (package, path, owner) in &ownership.unknown_owners {
         tracing::warn!(package.nevra = %package, path = %path, owner = %owner, "owner not in the tree's passwd/group; using root");
     }
-    {
+    let later_phases = [
+        crate::scriptlets::Phase::Post,
+        crate::scriptlets::Phase::TransFileTriggerIn,
+        crate::scriptlets::Phase::PostTrans,
+    ];
+    if has_scripts(&later_phases) {
         let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
-        for phase in [
-            crate::scriptlets::Phase::Post,
-            crate::scriptlets::Phase::TransFileTriggerIn,
-            crate::scriptlets::Phase::PostTrans,
-        ] {
+        for phase in later_phases {
             crate::scriptlets::run_phase(&protected, phase, &scripted, cancellation)?;
         }
     }
@@ -286,7 +289,7 @@ fn build_commit(
     progress(ComposeEvent::Stage("postprocessing"));
     let context = crate::postprocess::PostprocessContext { package_files: &files_by_package };
     let mut report = crate::postprocess::before_scripts(&root, flattened, &context)?;
-    {
+    if scripts::has_treefile_scripts(flattened) {
         let protected = mount_protected(&root, &work.mountpoint(), &environment)?;
         scripts::run_treefile_scripts(&protected, flattened)?;
     }
@@ -352,7 +355,7 @@ fn build_commit(
 
     progress(ComposeEvent::Stage("publishing"));
     let target = open_target_repository(&options.repo)?;
-    crate::commit::publish(&target, cache.path(), &commit, reference)?;
+    crate::commit::publish(&target, cache.repo(), &commit, reference)?;
     drop(work);
 
     Ok(ComposeSummary::composed(summary::Composed {

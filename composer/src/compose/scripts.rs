@@ -26,6 +26,12 @@ pub fn interpreter_of(script: &str) -> Vec<String> {
     }
 }
 
+/// Whether the treefile has `postprocess` scripts or a `postprocess-script`.
+pub fn has_treefile_scripts(flattened: &Flattened) -> bool {
+    let treefile = &flattened.treefile;
+    treefile.postprocess.iter().flatten().next().is_some() || treefile.postprocess_script.is_some()
+}
+
 pub fn run_treefile_scripts(root: &ProtectedRoot, flattened: &Flattened) -> Result<usize, ScriptError> {
     let treefile = &flattened.treefile;
     let mut scripts: Vec<(String, String)> = treefile

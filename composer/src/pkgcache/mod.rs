@@ -226,6 +226,7 @@ impl PackageCache {
         progress: &(dyn Fn(ImportProgress) + Sync),
         cancellation: &Cancellation,
     ) -> Result<(Vec<CachedPackage>, ImportSummary), PackageCacheError> {
+        let started = std::time::Instant::now();
         let mut summary = ImportSummary::default();
         let mut cached: Vec<Option<CachedPackage>> = Vec::with_capacity(packages.len());
         let mut missing: Vec<usize> = Vec::new();
@@ -238,6 +239,7 @@ impl PackageCache {
             }
             cached.push(hit);
         }
+        let looked_up = started.elapsed();
         if !missing.is_empty() {
             // Biggest first, so that the threads finish together.
             missing.sort_by_key(|index| {
@@ -261,6 +263,15 @@ impl PackageCache {
                 })?);
             }
         }
+        tracing::info!(
+            cache_hits = summary.cache_hits,
+            imported = summary.imported,
+            objects_written = summary.objects_written,
+            bytes_written = summary.bytes_written,
+            lookup_ms = looked_up.as_millis() as u64,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "package cache ready"
+        );
         let cached = cached.into_iter().flatten().collect();
         Ok((cached, summary))
     }

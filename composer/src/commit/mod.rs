@@ -1,8 +1,8 @@
 //! Writing the assembled root filesystem as an ostree commit: files that are still the cached objects they
 //! were checked out from keep their checksum without being read again; everything scriptlets and
 //! postprocessing wrote becomes a new object with the owner, mode and capabilities it has on disk. The
-//! commit is written into the package cache (where the objects are) and then pulled into the target
-//! repository, whose branch moves only after the whole commit is there.
+//! commit is written into the package cache (where the objects are) and then published into the target
+//! repository ([`publish`]), whose branch moves only after the whole commit is there.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -17,6 +17,9 @@ use crate::capabilities::CAPABILITY_XATTR;
 use crate::file_object::{FileObjectMetadata, write_file_object};
 use crate::pkgcache::import::directory_metadata;
 use crate::pkgcache::manifest::MODE_TYPE_MASK;
+
+mod publish;
+pub use publish::publish;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -208,25 +211,4 @@ pub fn content_checksum(root: &ostree::RepoFile) -> String {
         hasher.update(hex::decode(hex).unwrap_or_default());
     }
     hex::encode(hasher.finalize())
-}
-
-/// Pulls `commit` from the repository at `source` into `target` (hardlinking objects when both are
-/// bare-user on one file system), then points `reference` at it. The branch moves only after every object
-/// is in place.
-pub fn publish(
-    target: &ostree::Repo,
-    source: &Path,
-    commit: &str,
-    reference: &str,
-) -> Result<(), CommitError> {
-    let options = glib::VariantDict::new(None);
-    options.insert_value("refs", &vec![commit.to_string()].to_variant());
-    options.insert_value("flags", &0i32.to_variant());
-    let url = format!("file://{}", source.display());
-    target
-        .pull_with_options(&url, &options.end(), None, gio::Cancellable::NONE)
-        .map_err(|error| ostree_error(target, error))?;
-    target
-        .set_ref_immediate(None, reference, Some(commit), gio::Cancellable::NONE)
-        .map_err(|error| ostree_error(target, error))
 }
