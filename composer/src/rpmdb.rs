@@ -27,6 +27,10 @@ const SYSIMAGE_LINK_TARGET: &str = "../../share/rpm";
 /// The database format, explicit so that the host rpm's default does not decide it.
 const DATABASE_BACKEND: &str = "sqlite";
 
+/// The niceness `rpm` runs at: it records the database beside the package import, and the import is
+/// what the compose waits for.
+const RPM_NICENESS: &str = "10";
+
 /// The sqlite database file of the sqlite backend.
 pub const DATABASE_FILE: &str = "rpmdb.sqlite";
 
@@ -149,8 +153,11 @@ fn record_rpmdb(
     // which follows the command line where dependencies do not decide.
     let mut ordered: Vec<&PathBuf> = rpm_files.iter().collect();
     ordered.sort_by(|left, right| left.file_name().cmp(&right.file_name()).then_with(|| left.cmp(right)));
-    let mut command = Command::new("rpm");
+    // Recorded while packages are imported, which is on the critical path: rpm takes what the import
+    // leaves of the CPU.
+    let mut command = Command::new("nice");
     command
+        .args(["-n", RPM_NICENESS, "rpm"])
         .arg("--root")
         .arg(root)
         .arg("--dbpath")
