@@ -783,6 +783,9 @@ fn a_kept_tree_gives_the_commit_a_fresh_tree_gives() {
     let kept = Workspace::new(&repository.url(), None);
     kept.compose(&manifest).unwrap();
     assert!(kept.kept_tree().join("usr/share/app/only-in-1.0").is_file(), "the tree is kept");
+    let work_mode =
+        std::fs::metadata(kept.cache().join("work")).unwrap().permissions().mode() & PERMISSION_BITS;
+    assert_eq!(work_mode, 0o700, "no other user reaches the kept tree (it has set-user-ID programs)");
     tamper_with(&kept.kept_tree());
 
     repository.add_package(&changing_app("1.1")).unwrap();
@@ -798,6 +801,28 @@ fn a_kept_tree_gives_the_commit_a_fresh_tree_gives() {
     );
     assert_fsck_clean(&kept.package_cache());
     kept.assert_scratch_space_is_clean();
+}
+
+#[test]
+fn a_kept_tree_whose_usr_leads_out_of_it_touches_nothing_outside() {
+    require_compose_tools();
+    let repository = repository_with(&[]);
+    let workspace = Workspace::new(&repository.url(), None);
+    let manifest = treefile(&[], "");
+    let first = workspace.compose(&manifest).unwrap();
+    assert!(workspace.kept_tree().join("usr/etc").is_dir(), "/etc was moved to /usr/etc");
+
+    // As a scriptlet could leave it: /usr a symlink to a host directory that has an etc/.
+    let outside = workspace.directory.path().join("outside");
+    std::fs::create_dir_all(outside.join("etc")).unwrap();
+    std::fs::write(outside.join("etc/marker"), "host\n").unwrap();
+    std::fs::remove_dir_all(workspace.kept_tree().join("usr")).unwrap();
+    std::os::unix::fs::symlink(&outside, workspace.kept_tree().join("usr")).unwrap();
+
+    let again = workspace.force_compose(&manifest).unwrap();
+    assert_eq!(again.content_checksum, first.content_checksum);
+    assert_eq!(std::fs::read_to_string(outside.join("etc/marker")).unwrap(), "host\n");
+    assert!(workspace.kept_tree().join("usr").is_dir() && !workspace.kept_tree().join("usr").is_symlink());
 }
 
 #[test]

@@ -8,8 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::Metadata;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{AssembleError, Checkout, IMPLIED_DIRECTORY_MODE, TreeUnion, io_error};
 use crate::pkgcache::PackageCache;
@@ -19,6 +22,7 @@ use crate::pkgcache::manifest::{EntryKind, ManifestEntry};
 /// configuration files of unchanged packages are reused instead of re-created.
 const MOVED_CONFIGURATION_DIRECTORY: &str = "usr/etc";
 const CONFIGURATION_DIRECTORY: &str = "etc";
+const USR_DIRECTORY: &str = "usr";
 
 /// What pruning found: the paths (relative to the root) that are already as a fresh checkout makes them.
 #[derive(Debug, Default)]
@@ -55,12 +59,8 @@ pub(super) fn prune(
     let owner = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
     std::os::unix::fs::lchown(root, Some(owner.0), Some(owner.1)).map_err(|error| io_error(root, error))?;
     let objects_path = cache.path().join("objects");
-    let objects = rustix::fs::open(
-        &objects_path,
-        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|error| io_error(&objects_path, error))?;
+    let objects = rustix::fs::open(&objects_path, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|error| io_error(&objects_path, error))?;
     let mut pruner =
         Pruner { objects, wanted, implied_directories, owner, checkout, reused: Reused::default() };
     pruner.walk(root, "")?;
@@ -68,25 +68,36 @@ pub(super) fn prune(
 }
 
 /// A previous compose moved `/etc` to `/usr/etc`; moving it back is one rename instead of re-creating
-/// every configuration file (pruning then checks each of them as usual).
+/// every configuration file (pruning then checks each of them as usual). Relative to directories opened
+/// without following symlinks: a scriptlet may have left `/usr` a symlink to anywhere on the host.
 fn move_configuration_back(root: &Path, wanted: &HashMap<&str, &ManifestEntry>) -> Result<(), AssembleError> {
-    let moved = root.join(MOVED_CONFIGURATION_DIRECTORY);
-    let configuration = root.join(CONFIGURATION_DIRECTORY);
     let wanted_at_etc =
         wanted.get(CONFIGURATION_DIRECTORY).is_some_and(|entry| entry.kind() == EntryKind::Directory);
     if !wanted_at_etc || wanted.contains_key(MOVED_CONFIGURATION_DIRECTORY) {
         return Ok(());
     }
-    let is_directory = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir());
-    if is_directory(&moved) && std::fs::symlink_metadata(&configuration).is_err() {
-        std::fs::rename(&moved, &configuration).map_err(|error| io_error(&moved, error))?;
+    let directory = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let root_directory =
+        rustix::fs::open(root, directory, Mode::empty()).map_err(|error| io_error(root, error))?;
+    let Ok(usr) = rustix::fs::openat(&root_directory, USR_DIRECTORY, directory, Mode::empty()) else {
+        return Ok(());
+    };
+    let is_directory = |parent: &OwnedFd, name: &str| {
+        rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+    };
+    let configuration_exists =
+        rustix::fs::statat(&root_directory, CONFIGURATION_DIRECTORY, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+    if is_directory(&usr, CONFIGURATION_DIRECTORY) && !configuration_exists {
+        rustix::fs::renameat(&usr, CONFIGURATION_DIRECTORY, &root_directory, CONFIGURATION_DIRECTORY)
+            .map_err(|error| io_error(&root.join(MOVED_CONFIGURATION_DIRECTORY), error))?;
     }
     Ok(())
 }
 
 struct Pruner<'a, 'union> {
     /// The package cache's `objects/` directory, to find the inode of each object.
-    objects: std::os::fd::OwnedFd,
+    objects: OwnedFd,
     wanted: HashMap<&'union str, &'union ManifestEntry>,
     implied_directories: HashSet<&'union str>,
     /// Who owns what a fresh checkout creates (the ownership pass runs later, on both kinds of tree).
@@ -155,11 +166,7 @@ impl Pruner<'_, '_> {
             EntryKind::Regular if file_type.is_file() => {
                 let (prefix, rest) = entry.checksum.split_at(2.min(entry.checksum.len()));
                 let object = format!("{prefix}/{rest}.file");
-                match rustix::fs::statat(
-                    &self.objects,
-                    object.as_str(),
-                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                ) {
+                match rustix::fs::statat(&self.objects, object.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(stored) if (stored.st_dev, stored.st_ino) == (metadata.dev(), metadata.ino()) => {
                         self.checkout
                             .object_by_inode

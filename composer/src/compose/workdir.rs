@@ -13,6 +13,9 @@ use super::ComposeError;
 /// The mode of `/` in every composed tree.
 const ROOT_DIRECTORY_MODE: u32 = 0o755;
 
+/// Only the composing user may enter `CACHE/work`.
+const WORK_DIRECTORY_MODE: u32 = 0o700;
+
 /// The lock file and the kept tree, the only entries of `CACHE/work` that outlive a compose.
 const LOCK_FILE: &str = "lock";
 const TREE_DIRECTORY: &str = "tree";
@@ -33,6 +36,10 @@ impl WorkDirectory {
     pub fn create(cache_directory: &Path) -> Result<WorkDirectory, ComposeError> {
         let base = cache_directory.join("work");
         std::fs::create_dir_all(&base).map_err(|error| io_error(&base, error))?;
+        // The kept tree holds set-user-ID programs and private files of the composed system between
+        // composes: no other user may reach it.
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(WORK_DIRECTORY_MODE))
+            .map_err(|error| io_error(&base, error))?;
         let lock_path = base.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(|error| io_error(&lock_path, error))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
