@@ -17,6 +17,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use super::{AssembleError, Checkout, IMPLIED_DIRECTORY_MODE, TreeUnion, io_error};
 use crate::pkgcache::PackageCache;
 use crate::pkgcache::manifest::{EntryKind, ManifestEntry};
+use crate::pkgcache::objects::loose_object_path;
 
 /// Where ostree conventions put `/etc` at the end of a compose; moved back before pruning, so that the
 /// configuration files of unchanged packages are reused instead of re-created.
@@ -164,8 +165,7 @@ impl Pruner<'_, '_> {
                 if target.as_os_str() == entry.target.as_str() { Verdict::Keep } else { Verdict::Remove }
             }
             EntryKind::Regular if file_type.is_file() => {
-                let (prefix, rest) = entry.checksum.split_at(2.min(entry.checksum.len()));
-                let object = format!("{prefix}/{rest}.file");
+                let object = loose_object_path(&entry.checksum, "file");
                 match rustix::fs::statat(&self.objects, object.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(stored) if (stored.st_dev, stored.st_ino) == (metadata.dev(), metadata.ino()) => {
                         self.checkout

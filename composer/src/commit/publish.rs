@@ -16,6 +16,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::{CommitError, ostree_error, repo_path};
+use crate::pkgcache::objects::loose_object_path as object_path;
 
 /// SHA-256.
 const CHECKSUM_BYTES: usize = 32;
@@ -215,21 +216,11 @@ impl<'a> Linker<'a> {
     }
 }
 
-/// `ab/cdef….EXTENSION`, relative to `objects/`.
-fn object_path(checksum: &str, extension: &str) -> String {
-    format!("{}/{}.{extension}", &checksum[..2], &checksum[2..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
     use std::process::Command;
-
-    #[test]
-    fn object_paths_split_the_checksum() {
-        assert_eq!(object_path("abcdef", "dirtree"), "ab/cdef.dirtree");
-    }
 
     fn ostree(repository: &Path, arguments: &[&str]) -> String {
         let output = Command::new("ostree")

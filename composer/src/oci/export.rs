@@ -33,8 +33,7 @@ pub enum ExportError {
 
 /// `sysroot/ostree/repo/objects/ab/cdef….<extension>`.
 pub fn object_path(checksum: &str, extension: &str) -> String {
-    let (prefix, rest) = checksum.split_at(2.min(checksum.len()));
-    format!("{REPOSITORY}/objects/{prefix}/{rest}.{extension}")
+    format!("{REPOSITORY}/objects/{}", crate::pkgcache::objects::loose_object_path(checksum, extension))
 }
 
 fn directory_name(path: &str) -> String {

@@ -164,8 +164,7 @@ impl PackageCache {
 
     /// Where a content object lives on disk (bare-user: a plain file that checkouts hardlink).
     pub fn object_path(&self, checksum: &str) -> PathBuf {
-        let (prefix, rest) = checksum.split_at(2.min(checksum.len()));
-        self.path.join("objects").join(prefix).join(format!("{rest}.file"))
+        self.path.join("objects").join(objects::loose_object_path(checksum, "file"))
     }
 
     /// The cached package, if its branch exists and was imported from the same RPM in the current format.

@@ -315,9 +315,16 @@ fn object_checksum(header: &[u8], content: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// `ab/cdef….file`, relative to `objects/`.
+/// Where a repository keeps an object: `ab/cdef….EXTENSION` (`file`, `dirtree`, `dirmeta`, `commit`, …),
+/// relative to `objects/`.
+pub fn loose_object_path(checksum: &str, extension: &str) -> String {
+    let (prefix, rest) = checksum.split_at(2.min(checksum.len()));
+    format!("{prefix}/{rest}.{extension}")
+}
+
+/// A content object's place, relative to `objects/`.
 fn loose_path(checksum: &str) -> String {
-    format!("{}/{}.file", &checksum[..2], &checksum[2..])
+    loose_object_path(checksum, "file")
 }
 
 fn staged_name(checksum: &str) -> String {
@@ -367,6 +374,7 @@ mod tests {
     fn loose_paths_split_the_checksum() {
         let checksum = "ab".to_string() + &"0".repeat(62);
         assert_eq!(loose_path(&checksum), format!("ab/{}.file", "0".repeat(62)));
+        assert_eq!(loose_object_path("abcdef", "dirtree"), "ab/cdef.dirtree");
     }
 
     fn bare_user_repository(path: &Path) -> ostree::Repo {
