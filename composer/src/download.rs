@@ -318,9 +318,9 @@ async fn verify_in_place(
     let owned_path = path.to_path_buf();
     let algorithm = expected.algorithm;
     let expected_text = expected.to_string();
-    let expected_hex = expected.hex.clone();
     let record = Arc::clone(verified_files);
-    let actual = run_blocking("verifying an RPM checksum", move |cancellation| {
+    // The file's identity before hashing, and its checksum unless the record vouches for it.
+    let hashed = run_blocking("verifying an RPM checksum", move |cancellation| {
         use std::io::Read;
         let mut file = std::fs::File::open(&owned_path)?;
         let metadata = file.metadata()?;
@@ -335,11 +335,7 @@ async fn verify_in_place(
             }
             let read = file.read(&mut buffer)?;
             if read == 0 {
-                let actual = hasher.finish();
-                if actual == expected_hex {
-                    record.verified(&owned_path, &metadata, &expected_text);
-                }
-                return Ok(Some(actual));
+                return Ok(Some((metadata, hasher.finish())));
             }
             hasher.update(&buffer[..read]);
         }
@@ -350,9 +346,8 @@ async fn verify_in_place(
         path: path.to_path_buf(),
         message: error.to_string(),
     })?;
-    if let Some(actual) = actual
-        && actual != expected.hex
-    {
+    let Some((metadata, actual)) = hashed else { return Ok(()) };
+    if actual != expected.hex {
         return Err(DownloadError::ChecksumMismatch {
             package: package.nevra(),
             path: path.to_path_buf(),
@@ -360,6 +355,7 @@ async fn verify_in_place(
             actual: format!("{}:{actual}", algorithm.name()),
         });
     }
+    verified_files.verified(path, &metadata, &expected.to_string());
     Ok(())
 }
 
