@@ -1,6 +1,7 @@
 /* Headers of libsolv and libsolvext that the bindings cover. Order matters: the
  * repo_* headers of libsolvext do not include pool.h / repo.h themselves. */
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <solv/pool.h>
 #include <solv/poolarch.h>
 #include <solv/repo.h>

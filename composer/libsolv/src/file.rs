@@ -146,7 +146,7 @@ impl CFile {
             let raw =
                 unsafe { sys::solv_xfopen_fd(PLAIN_STREAM_NAME.as_ptr(), descriptor, READ_MODE.as_ptr()) };
             return match NonNull::new(raw) {
-                Some(raw) => Ok(CFile { raw, decompressor: Some(thread) }),
+                Some(raw) => Ok(CFile::single_threaded(raw, Some(thread))),
                 None => {
                     let error = io::Error::last_os_error();
                     // SAFETY: the stream was not created, so the descriptor is still ours to close;
@@ -160,7 +160,16 @@ impl CFile {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
         // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
         let raw = unsafe { sys::solv_xfopen(c_path.as_ptr(), READ_MODE.as_ptr()) };
-        NonNull::new(raw).map(|raw| CFile { raw, decompressor: None }).ok_or_else(io::Error::last_os_error)
+        NonNull::new(raw).map(|raw| CFile::single_threaded(raw, None)).ok_or_else(io::Error::last_os_error)
+    }
+
+    /// Wraps an open stream, telling the C library that only one thread uses it (a `CFile` is
+    /// neither `Send` nor `Sync`): `getc`, which libsolv's `.solv` reader calls for most bytes,
+    /// then skips taking the stream's lock, a third of the cost of reading a cache.
+    fn single_threaded(raw: NonNull<sys::FILE>, decompressor: Option<Decompressor>) -> CFile {
+        // SAFETY: `raw` is an open stream; the call only changes its locking mode.
+        unsafe { sys::__fsetlocking(raw.as_ptr(), sys::FSETLOCKING_BYCALLER as i32) };
+        CFile { raw, decompressor }
     }
 
     /// Closes a stream opened for reading and reports whether decompressing it failed
@@ -180,7 +189,7 @@ impl CFile {
         // descriptor whose ownership passes to the returned stream on success.
         let raw = unsafe { sys::solv_xfopen_fd(c_name.as_ptr(), descriptor, WRITE_MODE.as_ptr()) };
         match NonNull::new(raw) {
-            Some(raw) => Ok(CFile { raw, decompressor: None }),
+            Some(raw) => Ok(CFile::single_threaded(raw, None)),
             None => {
                 let error = io::Error::last_os_error();
                 // SAFETY: the stream was not created, so the descriptor is still ours to close.

@@ -30,6 +30,7 @@
 //! A solve of a 2,700-package closure takes about 50 ms.
 
 mod considered;
+mod details;
 mod error;
 mod file;
 mod file_provides;

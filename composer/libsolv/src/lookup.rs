@@ -2,10 +2,11 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::c_uint;
+use std::ffi::{CStr, c_uint};
 
 use libsolv_sys as sys;
 
+use crate::details::{DETAILS_KEY, Identity, PackageDetails};
 use crate::package::{Package, split_evr};
 use crate::pool::{Pool, RepoHandle, SolvableId, c_string_to_owned};
 
@@ -51,7 +52,7 @@ impl Pool {
         // SAFETY: `self.raw` is a valid pool and `name` one of its ids; pool_id2str returns a
         // NUL-terminated string owned by the pool, only borrowed here (no allocation: this runs for
         // every solvable of a repository).
-        let name = unsafe { std::ffi::CStr::from_ptr(sys::pool_id2str(self.raw.as_ptr(), name)) };
+        let name = unsafe { CStr::from_ptr(sys::pool_id2str(self.raw.as_ptr(), name)) };
         NON_PACKAGE_PREFIXES.iter().any(|prefix| name.to_bytes().starts_with(prefix.as_bytes()))
     }
 
@@ -94,7 +95,8 @@ impl Pool {
     }
 
     /// The package's one-line summary. Not part of [`Package`]: resolving thousands of packages
-    /// needs no summaries, and each lookup costs.
+    /// needs no summaries, and each lookup costs. `None` when the repository came from a `.solv`
+    /// cache, which leaves summaries out.
     pub fn summary(&self, id: SolvableId) -> Option<String> {
         let solvable = self.solvable_pointer(id);
         // SAFETY: `solvable` is a checked pointer to a live solvable; the string is copied at once.
@@ -109,37 +111,81 @@ impl Pool {
     /// All details of a package, copied out of the pool.
     pub fn package(&self, id: SolvableId) -> Package {
         let solvable = self.solvable_pointer(id);
+        let (name, arch) = (self.name(id), self.arch(id));
         let evr = split_evr(&self.evr(id));
         let repo = self.repo_name(self.repo_of(id)).to_owned();
+        let identity = Identity { name: &name, version: &evr.version, release: &evr.release, arch: &arch };
+        let details =
+            self.stored_details(solvable, &identity).unwrap_or_else(|| self.looked_up_details(solvable));
+        Package {
+            checksum: self.checksum(solvable),
+            name,
+            epoch: evr.epoch,
+            version: evr.version,
+            release: evr.release,
+            arch,
+            repo,
+            location: details.location.unwrap_or_default(),
+            download_size: details.download_size,
+            install_size: details.install_size,
+            sourcerpm: details.sourcerpm,
+            build_time: details.build_time,
+            license: details.license,
+        }
+    }
+
+    /// The package checksum: type name and lowercase hex digest.
+    fn checksum(&self, solvable: *mut sys::Solvable) -> Option<(String, String)> {
+        let mut checksum_type: sys::Id = 0;
+        // SAFETY: `solvable` is a checked pointer to a live solvable; the digest is NULL or
+        // `solv_chksum_len(type)` bytes owned by the repository data, copied at once, and the
+        // type name a static string.
+        unsafe {
+            let key = known_id(sys::solv_knownid_SOLVABLE_CHECKSUM);
+            let digest = sys::solvable_lookup_bin_checksum(solvable, key, &mut checksum_type);
+            let length = usize::try_from(sys::solv_chksum_len(checksum_type)).unwrap_or(0);
+            if digest.is_null() || length == 0 {
+                return None;
+            }
+            let digest = std::slice::from_raw_parts(digest, length);
+            let type_name = c_string_to_owned(sys::solv_chksum_type2str(checksum_type))?;
+            Some((type_name, lowercase_hex(digest)))
+        }
+    }
+
+    /// The details the primary reader stored as one attribute ([`crate::details`]), if any.
+    fn stored_details(&self, solvable: *mut sys::Solvable, identity: &Identity) -> Option<PackageDetails> {
+        // SAFETY: `self.raw` is a valid pool and the name NUL-terminated; create = 0 leaves the
+        // pool unchanged, and 0 means no repository has the attribute.
+        let key = unsafe { sys::pool_str2id(self.raw.as_ptr(), DETAILS_KEY.as_ptr(), 0) };
+        if key == 0 {
+            return None;
+        }
+        // SAFETY: `solvable` is a checked pointer to a live solvable; the string is NULL or owned
+        // by the repository data, and is decoded (copied) before any further libsolv call.
+        unsafe {
+            let encoded = sys::solvable_lookup_str(solvable, key);
+            if encoded.is_null() {
+                return None;
+            }
+            PackageDetails::decode(CStr::from_ptr(encoded).to_bytes(), identity)
+        }
+    }
+
+    /// The details from libsolv's own attributes, as its rpm-md reader stores them.
+    fn looked_up_details(&self, solvable: *mut sys::Solvable) -> PackageDetails {
         // SAFETY: `solvable` is a checked pointer to a live solvable of this pool. The lookup
         // functions return NULL or strings in pool-owned temporary space, which are copied before
         // the next libsolv call can reuse that space.
         unsafe {
             let mut media_number: c_uint = 0;
             let location = c_string_to_owned(sys::solvable_lookup_location(solvable, &mut media_number));
-            let mut checksum_type: sys::Id = 0;
-            let checksum_hex = c_string_to_owned(sys::solvable_lookup_checksum(
-                solvable,
-                known_id(sys::solv_knownid_SOLVABLE_CHECKSUM),
-                &mut checksum_type,
-            ));
-            let checksum = checksum_hex.map(|hex| {
-                let type_name = c_string_to_owned(sys::solv_chksum_type2str(checksum_type));
-                (type_name.unwrap_or_else(|| "unknown".to_owned()), hex)
-            });
             let number =
                 |key: sys::solv_knownid| sys::solvable_lookup_num(solvable, known_id(key), ABSENT_NUMBER);
             let string =
                 |key: sys::solv_knownid| c_string_to_owned(sys::solvable_lookup_str(solvable, known_id(key)));
-            Package {
-                name: self.name(id),
-                epoch: evr.epoch,
-                version: evr.version,
-                release: evr.release,
-                arch: self.arch(id),
-                repo,
-                location: location.unwrap_or_default(),
-                checksum,
+            PackageDetails {
+                location,
                 download_size: number(sys::solv_knownid_SOLVABLE_DOWNLOADSIZE),
                 install_size: number(sys::solv_knownid_SOLVABLE_INSTALLSIZE),
                 sourcerpm: c_string_to_owned(sys::solvable_lookup_sourcepkg(solvable)),
@@ -148,4 +194,15 @@ impl Pool {
             }
         }
     }
+}
+
+/// `bytes` as lowercase hex digits.
+fn lowercase_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = vec![0; 2 * bytes.len()];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    String::from_utf8(hex).unwrap_or_default()
 }

@@ -9,7 +9,7 @@
 //! dependency cycle only `Requires(pre)` edges count; what is still cyclic goes by rank.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// "`from` must be installed before `to`", because `to` requires something `from` provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,6 +29,8 @@ enum EdgeKinds {
 
 /// Marks a node Tarjan's algorithm has not reached yet.
 const UNVISITED: usize = usize::MAX;
+/// Marks a node outside the set being ordered.
+const NOT_IN_NODES: usize = usize::MAX;
 
 /// Orders nodes `0..node_count` (ranked: a lower number goes first whenever the edges allow it)
 /// so that every edge's `from` precedes its `to`, except where cycles make that impossible.
@@ -53,14 +55,19 @@ pub(crate) fn installation_order(node_count: usize, edges: &[Edge]) -> Vec<usize
 /// Appends `nodes` (ascending) to `order`: the components of the graph restricted to `nodes`
 /// and `kinds` in topological order, smallest first; inside a cycle, prerequisites only, then rank.
 fn order_nodes(nodes: &[usize], successors: &[Vec<(usize, bool)>], kinds: EdgeKinds, order: &mut Vec<usize>) {
-    let local: HashMap<usize, usize> = nodes.iter().enumerate().map(|(index, &node)| (node, index)).collect();
+    // Node -> its index in `nodes` (NOT_IN_NODES for the others): dense, one slot per node.
+    let mut local = vec![NOT_IN_NODES; successors.len()];
+    for (index, &node) in nodes.iter().enumerate() {
+        local[node] = index;
+    }
     let local_successors: Vec<Vec<usize>> = nodes
         .iter()
         .map(|node| {
             successors[*node]
                 .iter()
                 .filter(|(_, prerequisite)| kinds == EdgeKinds::All || *prerequisite)
-                .filter_map(|(to, _)| local.get(to).copied())
+                .map(|(to, _)| local[*to])
+                .filter(|index| *index != NOT_IN_NODES)
                 .collect()
         })
         .collect();

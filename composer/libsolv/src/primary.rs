@@ -6,18 +6,22 @@
 //!
 //! What it records for each package matches libsolv's reader: name, arch, EVR (a zero epoch left
 //! out), vendor, dependencies (rich ones parsed by libsolv, `pre="1"` requirements after the
-//! prerequisite marker, the package's own `name = EVR` provide), file list, checksum, summary,
-//! location (with `xml:base`), sizes, build time, license and source rpm. The loading tests compare
-//! the two readers on the same files.
+//! prerequisite marker, the package's own `name = EVR` provide), file list, checksum and summary.
+//! Location, sizes, build time, license and source rpm go into one string attribute
+//! ([`crate::details`]) instead of libsolv's dozen, which are slow to look up. The loading tests
+//! compare the two readers on the same files.
 
 #![allow(unsafe_code)]
 
 use std::borrow::Cow;
-use std::ffi::{c_char, c_int};
+use std::ffi::{CStr, c_char, c_int};
 use std::io::BufRead;
 
 use libsolv_sys as sys;
 use quick_xml::Reader;
+
+use crate::details::{DETAILS_KEY, Identity, PackageDetails};
+use crate::package::split_evr;
 use quick_xml::events::{BytesStart, Event};
 
 /// `REPODATA_FILELIST_FILTERED` of libsolv's `repodata.h`: primary's file list holds only some
@@ -79,10 +83,14 @@ pub(crate) fn read_primary(
 ) -> Result<(), String> {
     // SAFETY: `repo` is a valid repository of `pool`; flags 0 = a new repodata.
     let data = unsafe { sys::repo_add_repodata(repo, 0) };
+    // SAFETY: `pool` is valid and the name NUL-terminated; create = 1 interns it.
+    let details_key = unsafe { sys::pool_str2id(pool, DETAILS_KEY.as_ptr(), 1) };
     let mut parser = PrimaryParser {
         pool,
         repo,
         data,
+        details_key,
+        details: PackageDetails::default(),
         package: None,
         dependencies: None,
         text_element: None,
@@ -162,6 +170,10 @@ struct PrimaryParser {
     pool: *mut sys::Pool,
     repo: *mut sys::Repo,
     data: *mut sys::Repodata,
+    /// The key id of [`DETAILS_KEY`].
+    details_key: sys::Id,
+    /// The details of the package being read, stored when it ends.
+    details: PackageDetails,
     package: Option<PackageInProgress>,
     dependencies: Option<DependencyKind>,
     text_element: Option<TextElement>,
@@ -184,6 +196,7 @@ impl PrimaryParser {
             let handle = unsafe { sys::repo_add_solvable(self.repo) };
             let solvable = unsafe { sys::pool_id2solvable(self.pool, handle) };
             self.package = Some(PackageInProgress { handle, solvable });
+            self.details = PackageDetails::default();
             return Ok(());
         }
         let Some(package) = self.package else { return Ok(()) };
@@ -217,36 +230,25 @@ impl PrimaryParser {
             }
             b"time" => {
                 if let Some(build) = attribute(element, b"build")? {
-                    let time = leading_number(&build);
-                    if time != 0 {
-                        self.set_number(
-                            package.handle,
-                            sys::solv_knownid_SOLVABLE_BUILDTIME,
-                            time & 0xffff_ffff,
-                        );
-                    }
+                    // libsolv keeps build times as 32 bits.
+                    self.details.build_time = leading_number(&build) & 0xffff_ffff;
                 }
                 None
             }
             b"size" => {
                 if let Some(installed) = attribute(element, b"installed")? {
-                    self.set_number(
-                        package.handle,
-                        sys::solv_knownid_SOLVABLE_INSTALLSIZE,
-                        leading_number(&installed),
-                    );
+                    self.details.install_size = leading_number(&installed);
                 }
                 if let Some(download) = attribute(element, b"package")? {
-                    self.set_number(
-                        package.handle,
-                        sys::solv_knownid_SOLVABLE_DOWNLOADSIZE,
-                        leading_number(&download),
-                    );
+                    self.details.download_size = leading_number(&download);
                 }
                 None
             }
             b"location" => {
-                self.set_location(package.handle, element)?;
+                // `xml:base` (another base URL, a media number) is not kept: nothing reads it.
+                if let Some(href) = attribute(element, b"href")? {
+                    self.details.location = Some(href.into_owned());
+                }
                 None
             }
             b"rpm:entry" => {
@@ -342,15 +344,10 @@ impl PrimaryParser {
                         sys::repodata_set_str(data, handle, key, self.scratch.as_ptr().cast());
                     }
                 }
-                TextElement::License => {
-                    self.scratch_string(text);
-                    let key = sys::solv_knownid_SOLVABLE_LICENSE as sys::Id;
-                    sys::repodata_set_poolstr(data, handle, key, self.scratch.as_ptr().cast());
-                }
+                TextElement::License => self.details.license = Some(c_text(text)),
                 TextElement::SourceRpm => {
                     if !text.is_empty() {
-                        self.scratch_string(text);
-                        sys::repodata_set_sourcepkg(data, handle, self.scratch.as_ptr().cast());
+                        self.details.sourcerpm = Some(c_text(text));
                     }
                 }
                 TextElement::File => self.add_file(handle, text),
@@ -389,34 +386,6 @@ impl PrimaryParser {
                 self.scratch.as_ptr().cast(),
             )
         };
-    }
-
-    fn set_location(&mut self, handle: sys::Id, element: &BytesStart) -> Result<(), String> {
-        let Some(href) = attribute(element, b"href")? else { return Ok(()) };
-        let base = attribute(element, b"xml:base")?;
-        let media_number = base.as_deref().map_or(0, media_number);
-        self.scratch_string(href.as_bytes());
-        // SAFETY: `data` is valid; the strings are NUL-terminated and copied by libsolv.
-        unsafe {
-            sys::repodata_set_location(
-                self.data,
-                handle,
-                media_number,
-                std::ptr::null(),
-                self.scratch.as_ptr().cast(),
-            );
-            if let Some(base) = base {
-                self.scratch_string(base.as_bytes());
-                let key = sys::solv_knownid_SOLVABLE_MEDIABASE as sys::Id;
-                sys::repodata_set_poolstr(self.data, handle, key, self.scratch.as_ptr().cast());
-            }
-        }
-        Ok(())
-    }
-
-    fn set_number(&mut self, handle: sys::Id, key: sys::solv_knownid, value: u64) {
-        // SAFETY: `data` is valid and `handle` a solvable of its repository.
-        unsafe { sys::repodata_set_num(self.data, handle, key as sys::Id, value) };
     }
 
     /// `<rpm:entry name= flags= epoch= ver= rel= pre= kind=>` appended to the section's list.
@@ -533,6 +502,25 @@ impl PrimaryParser {
             }
             sys::repo_rewrite_suse_deps(solvable, 0);
         }
+        let details = {
+            let text = |id: sys::Id| {
+                // SAFETY: `id` is an id of this valid pool; the string is only borrowed until the
+                // details are encoded, before anything can change the pool.
+                std::str::from_utf8(unsafe { CStr::from_ptr(sys::pool_id2str(self.pool, id)) }.to_bytes())
+                    .unwrap_or_default()
+            };
+            // SAFETY: the solvable is live; only plain fields are read.
+            let (name, evr, arch) = unsafe { ((*solvable).name, (*solvable).evr, (*solvable).arch) };
+            let evr = split_evr(text(evr));
+            let identity =
+                Identity { name: text(name), version: &evr.version, release: &evr.release, arch: text(arch) };
+            self.details.encode(&identity)
+        };
+        // SAFETY: `data` is valid, `handle` the package's solvable, the value NUL-terminated (libsolv
+        // copies it).
+        unsafe {
+            sys::repodata_set_str(self.data, package.handle, self.details_key, details.as_ptr().cast())
+        };
         self.dependencies = None;
         self.text_element = None;
     }
@@ -602,15 +590,10 @@ fn leading_number(text: &str) -> u64 {
         .fold(0u64, |number, digit| number.saturating_mul(10).saturating_add(u64::from(digit - b'0')))
 }
 
-/// The media number in an `xml:base` of the form `media:...#N`, else 0.
-fn media_number(base: &str) -> c_int {
-    let Some(rest) = base.strip_prefix("media:") else { return 0 };
-    let digits = rest.bytes().rev().take_while(u8::is_ascii_digit).count();
-    let (head, number) = rest.split_at(rest.len() - digits);
-    if digits == 0 || !head.ends_with('#') {
-        return 0;
-    }
-    number.parse().unwrap_or(0)
+/// A text as C code would see it: cut at a NUL, invalid UTF-8 replaced.
+fn c_text(text: &[u8]) -> String {
+    let end = text.iter().position(|&byte| byte == 0).unwrap_or(text.len());
+    String::from_utf8_lossy(&text[..end]).into_owned()
 }
 
 /// Exactly `length` bytes of hex digits, nothing after them.
@@ -636,9 +619,6 @@ mod tests {
         assert_eq!(leading_number("123abc"), 123);
         assert_eq!(leading_number(" 42"), 42);
         assert_eq!(leading_number("x"), 0);
-        assert_eq!(media_number("media:/dvd#2"), 2);
-        assert_eq!(media_number("media:/dvd"), 0);
-        assert_eq!(media_number("https://example.com/#3"), 0);
         assert_eq!(decode_hex(b"0aFF", 2).map(|binary| binary[..2].to_vec()), Some(vec![0x0a, 0xff]));
         assert_eq!(decode_hex(b"0aF", 2), None);
         assert_eq!(decode_hex(b"0aFFzz", 2), None);
