@@ -54,6 +54,9 @@ fn main() {
         .allowlist_function("fclose")
         // Lets a stream read by one thread skip the lock `getc` takes for every byte.
         .allowlist_function("__fsetlocking")
+        // Gives streams read whole a larger buffer than stdio's 4 KiB.
+        .allowlist_function("setvbuf")
+        .allowlist_var("_IOFBF")
         .allowlist_item("FSETLOCKING_.*")
         .wrap_static_fns(true)
         .wrap_static_fns_path(&wrappers_source)
