@@ -304,6 +304,11 @@ struct LoadedPool {
     caches_to_write: Vec<(libsolv::RepoHandle, PathBuf)>,
 }
 
+/// Names the layout of the `.solv` caches this version writes (package details as one attribute,
+/// checksums in memory): caches of older layouts still load, but more slowly, so they are not
+/// reused.
+const SOLV_CACHE_LAYOUT: &str = "v2";
+
 /// Loads every repository (from its `.solv` cache when present, else from primary + updateinfo),
 /// prepares the pool, and lists the file dependencies nothing provides.
 async fn load_pool(
@@ -320,7 +325,7 @@ async fn load_pool(
         let mut handles = Vec::new();
         let mut caches_to_write = Vec::new();
         for input in &inputs {
-            let cache = solv_cache.join(format!("{}.solv", input.repomd_checksum.hex));
+            let cache = solv_cache.join(format!("{}.{SOLV_CACHE_LAYOUT}.solv", input.repomd_checksum.hex));
             let handle = if cache.exists() {
                 pool.add_solv_cache_repo(&input.id, 0, &cache).map_err(metadata)?
             } else {
