@@ -496,7 +496,8 @@ const COPY_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Joins a base URL and a relative location with exactly one slash.
 pub fn join_url(base: &str, relative: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), relative.trim_start_matches('/'))
+    // Built by hand: `format!` costs several times more, and a resolve joins one URL per package.
+    [base.trim_end_matches('/'), "/", relative.trim_start_matches('/')].concat()
 }
 
 fn temporary_path(destination: &Path) -> PathBuf {

@@ -229,7 +229,7 @@ pub async fn resolve(
                 base_urls.get(package.repo.as_str()).copied().unwrap_or_default(),
                 &package.location,
             ),
-            checksum: package.checksum.map(|(kind, hex)| format!("{kind}:{hex}")),
+            checksum: package.checksum.map(|(kind, hex)| [kind.as_str(), ":", hex.as_str()].concat()),
             name: package.name,
             epoch: package.epoch,
             version: package.version,
