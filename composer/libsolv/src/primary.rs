@@ -19,16 +19,18 @@ use std::io::BufRead;
 
 use libsolv_sys as sys;
 use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
 
 use crate::details::{DETAILS_KEY, Identity, PackageDetails};
 use crate::package::split_evr;
-use quick_xml::events::{BytesStart, Event};
 
 /// `REPODATA_FILELIST_FILTERED` of libsolv's `repodata.h`: primary's file list holds only some
 /// files (`/etc`, `bin/` directories, ...), a later filelists load extends it.
 const FILTERED_FILE_LIST: c_int = 1;
 /// Longest checksum libsolv knows (SHA-512), in bytes.
 const MAXIMUM_CHECKSUM_BYTES: usize = 64;
+/// libsolv keeps build times as 32 bits (its reader masks them so); the details do the same.
+const BUILD_TIME_MASK: u64 = 0xffff_ffff;
 /// Dependency flags in libsolv's order: index + 1 is the `REL_*` combination.
 const DEPENDENCY_FLAGS: [&[u8]; 6] = [b"GT", b"EQ", b"GE", b"LT", b"NE", b"LE"];
 
@@ -230,8 +232,7 @@ impl PrimaryParser {
             }
             b"time" => {
                 if let Some(build) = attribute(element, b"build")? {
-                    // libsolv keeps build times as 32 bits.
-                    self.details.build_time = leading_number(&build) & 0xffff_ffff;
+                    self.details.build_time = leading_number(&build) & BUILD_TIME_MASK;
                 }
                 None
             }
