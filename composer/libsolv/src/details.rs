@@ -16,6 +16,8 @@
 
 use std::ffi::CStr;
 
+use crate::package::EvrParts;
+
 /// The attribute name (a libsolv key name: any pool string works as one).
 pub(crate) const DETAILS_KEY: &CStr = c"arbor:package-details";
 
@@ -46,6 +48,27 @@ pub(crate) struct Identity<'package> {
     pub(crate) version: &'package str,
     pub(crate) release: &'package str,
     pub(crate) arch: &'package str,
+}
+
+/// The name, EVR and arch of a package, owned: what both the primary reader (encoding) and
+/// [`crate::Pool::package`] (decoding) take from the solvable, with the same function
+/// ([`crate::lookup::solvable_identity`]), so that the texts complete the same way on both sides.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedIdentity {
+    pub(crate) name: String,
+    pub(crate) evr: EvrParts,
+    pub(crate) arch: String,
+}
+
+impl OwnedIdentity {
+    pub(crate) fn borrow(&self) -> Identity<'_> {
+        Identity {
+            name: &self.name,
+            version: &self.evr.version,
+            release: &self.evr.release,
+            arch: &self.arch,
+        }
+    }
 }
 
 impl<'package> Identity<'package> {

@@ -6,7 +6,7 @@ use std::ffi::{CStr, c_uint};
 
 use libsolv_sys as sys;
 
-use crate::details::{DETAILS_KEY, Identity, PackageDetails};
+use crate::details::{DETAILS_KEY, Identity, OwnedIdentity, PackageDetails};
 use crate::package::{Package, split_evr};
 use crate::pool::{Pool, RepoHandle, SolvableId, c_string_to_owned};
 
@@ -111,12 +111,13 @@ impl Pool {
     /// All details of a package, copied out of the pool.
     pub fn package(&self, id: SolvableId) -> Package {
         let solvable = self.solvable_pointer(id);
-        let (name, arch) = (self.name(id), self.arch(id));
-        let evr = split_evr(&self.evr(id));
+        // SAFETY: `solvable_pointer` returns a checked pointer to a live solvable of this pool.
+        let identity = unsafe { solvable_identity(self.raw.as_ptr(), solvable) };
         let repo = self.repo_name(self.repo_of(id)).to_owned();
-        let identity = Identity { name: &name, version: &evr.version, release: &evr.release, arch: &arch };
-        let details =
-            self.stored_details(solvable, &identity).unwrap_or_else(|| self.looked_up_details(solvable));
+        let details = self
+            .stored_details(solvable, &identity.borrow())
+            .unwrap_or_else(|| self.looked_up_details(solvable));
+        let OwnedIdentity { name, evr, arch } = identity;
         Package {
             checksum: self.checksum(solvable),
             name,
@@ -192,6 +193,25 @@ impl Pool {
                 build_time: number(sys::solv_knownid_SOLVABLE_BUILDTIME),
                 license: string(sys::solv_knownid_SOLVABLE_LICENSE),
             }
+        }
+    }
+}
+
+/// A solvable's name, EVR and arch, copied (invalid UTF-8 replaced, as everywhere in this crate).
+///
+/// # Safety
+/// `solvable` must point to a live solvable of `pool`, a valid pool.
+pub(crate) unsafe fn solvable_identity(
+    pool: *mut sys::Pool,
+    solvable: *const sys::Solvable,
+) -> OwnedIdentity {
+    // SAFETY: guaranteed by the caller; pool_id2str returns pool-owned strings, copied at once.
+    unsafe {
+        let text = |id: sys::Id| c_string_to_owned(sys::pool_id2str(pool, id)).unwrap_or_default();
+        OwnedIdentity {
+            name: text((*solvable).name),
+            evr: split_evr(&text((*solvable).evr)),
+            arch: text((*solvable).arch),
         }
     }
 }

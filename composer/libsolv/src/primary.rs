@@ -14,15 +14,15 @@
 #![allow(unsafe_code)]
 
 use std::borrow::Cow;
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{c_char, c_int};
 use std::io::BufRead;
 
 use libsolv_sys as sys;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::details::{DETAILS_KEY, Identity, PackageDetails};
-use crate::package::split_evr;
+use crate::details::{DETAILS_KEY, PackageDetails};
+use crate::lookup::solvable_identity;
 
 /// `REPODATA_FILELIST_FILTERED` of libsolv's `repodata.h`: primary's file list holds only some
 /// files (`/etc`, `bin/` directories, ...), a later filelists load extends it.
@@ -503,20 +503,9 @@ impl PrimaryParser {
             }
             sys::repo_rewrite_suse_deps(solvable, 0);
         }
-        let details = {
-            let text = |id: sys::Id| {
-                // SAFETY: `id` is an id of this valid pool; the string is only borrowed until the
-                // details are encoded, before anything can change the pool.
-                std::str::from_utf8(unsafe { CStr::from_ptr(sys::pool_id2str(self.pool, id)) }.to_bytes())
-                    .unwrap_or_default()
-            };
-            // SAFETY: the solvable is live; only plain fields are read.
-            let (name, evr, arch) = unsafe { ((*solvable).name, (*solvable).evr, (*solvable).arch) };
-            let evr = split_evr(text(evr));
-            let identity =
-                Identity { name: text(name), version: &evr.version, release: &evr.release, arch: text(arch) };
-            self.details.encode(&identity)
-        };
+        // SAFETY: the solvable is live, of this valid pool.
+        let identity = unsafe { solvable_identity(self.pool, solvable) };
+        let details = self.details.encode(&identity.borrow());
         // SAFETY: `data` is valid, `handle` the package's solvable, the value NUL-terminated (libsolv
         // copies it).
         unsafe {

@@ -113,6 +113,26 @@ fn package_details_are_read() {
     assert_eq!(pool.nevra(id), details.nevra());
 }
 
+/// A name that is not UTF-8 reads back with replacement characters; the location, which ends in
+/// what the name's bytes spell, must still come back as written.
+#[test]
+fn details_of_a_package_whose_name_is_not_utf8() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("primary.xml");
+    let mut xml = b"<metadata><package type=\"rpm\"><name>n".to_vec();
+    xml.push(0xff);
+    xml.extend_from_slice(
+        b"</name><arch>x86_64</arch><version epoch=\"0\" ver=\"1.0\" rel=\"1\"/>\
+          <location href=\"Packages/nX-1.0-1.x86_64.rpm\"/></package></metadata>",
+    );
+    std::fs::write(&path, xml).unwrap();
+    let pool = load_primary(&path).unwrap();
+    let id = pool.solvables(pool.repos()[0])[0];
+    let details = pool.package(id);
+    assert_eq!(details.name, "n\u{fffd}");
+    assert_eq!(details.location, "Packages/nX-1.0-1.x86_64.rpm");
+}
+
 #[test]
 fn repositories_keep_their_names_and_order() {
     let repository = FixtureRepository::write(&fixture());
