@@ -104,16 +104,17 @@ corpus:
 
 bench: deps corpus
 	$(CARGO) bench -p treefiles --bench render
-	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench resolve
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p rpmmd --bench resolve
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench compose
-	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p composer --bench chunking
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p image --bench chunking
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench image
 
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	@mkdir -p fuzz/corpus/treefile fuzz/corpus/lockfile fuzz/corpus/primary
-	@cp composer/libsolv/tests/data/primary.xml fuzz/corpus/primary/seed-primary.xml
+	@mkdir -p fuzz/corpus/treefile fuzz/corpus/lockfile fuzz/corpus/primary fuzz/corpus/payload
+	@cp rpmmd/libsolv/tests/data/primary.xml fuzz/corpus/primary/seed-primary.xml
+	@cp fuzz/seeds/payload/* fuzz/corpus/payload/
 	@for file in treefiles/tests/fixtures/*/*.yaml treefiles/tests/fixtures/*/manifests/*.yaml examples/*.yaml; do \
 		{ printf '\000'; cat "$$file"; } > fuzz/corpus/treefile/seed-$$(echo $$file | tr / -); done
 	@for file in treefiles/tests/fixtures/*/*.json; do \

@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use arbor_testsupport::registry::TestRegistry;
-use composer::oci::layout::{ImageManifest, OciDirectory};
+use image::layout::{ImageManifest, OciDirectory};
 use support::{compose, package_names, write_repo_file, write_treefile};
 
 /// The weeks of the corpus schedule.

@@ -43,6 +43,16 @@ fn renders_and_checks_the_example() {
 }
 
 #[test]
+fn output_ends_its_lines_and_logs_to_a_pipe_carry_no_colour() {
+    let output = arbor(&["--log", "info", "treefile", "check", "examples/manifest.yaml", "--arch", "x86_64"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).ends_with(")\n"), "the summary line ends with a newline: {:?}", stdout(&output));
+    let log = stderr(&output);
+    assert!(log.contains("loading treefile"), "the info log reached stderr: {log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escape codes in a piped log: {log:?}");
+}
+
+#[test]
 fn check_lists_every_problem_and_fails() {
     let directory = tempfile::tempdir().unwrap();
     std::fs::write(directory.path().join("manifest.yaml"), "ref: r\npackges: [a]\ninclude: base.yaml\n")

@@ -157,7 +157,7 @@ fn compose_image_verify_push_and_update() {
     assert!(inspected["Labels"]["rpmostree.inputhash"].is_string());
 
     // Packages are components of their own layers; the rpm database is alone.
-    let layout = composer::oci::layout::OciDirectory::open(&images).unwrap();
+    let layout = image::layout::OciDirectory::open(&images).unwrap();
     let manifest = layout.read_manifest(&layout.resolve(Some("v1")).unwrap()).unwrap();
     let components: Vec<&str> =
         manifest.layers[1..].iter().map(|layer| layer.annotations["ostree.components"].as_str()).collect();
@@ -275,7 +275,7 @@ fn encapsulate_to_an_archive_and_bad_targets() {
     // A corrupt previous build is ignored with a warning: a fresh plan, no failure.
     let corrupt_directory = workspace.directory.path().join("corrupt");
     workspace.arbor_successfully(&["image", "copy", &oci(&images, "base"), &oci(&corrupt_directory, "base")]);
-    let layout = composer::oci::layout::OciDirectory::open(&corrupt_directory).unwrap();
+    let layout = image::layout::OciDirectory::open(&corrupt_directory).unwrap();
     let manifest = layout.resolve(Some("base")).unwrap();
     let blob = layout.blob_path(&manifest.digest).unwrap();
     std::fs::remove_file(&blob).unwrap();

@@ -1,17 +1,22 @@
-//! `arbor compose resolve`: depsolve a treefile against its repositories under its lockfiles.
+//! `arbor compose resolve|tree|diff|image`: arguments to library requests, the progress display, and
+//! what is printed at the end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use composer::fetch::{FetchOptions, Fetcher};
-pub use composer::human::human_bytes;
-use composer::resolve::{LockSettings, Resolution, resolve};
-use treefiles::Flattened;
-use treefiles::lockfile::Lockfile;
+use common::blocking::Cancellation;
+use common::human::human_bytes;
+use compose::{ComposeError, ComposeInputs, ImageOutcome, ImageRequest, TreeOutcome, package_diff};
+use rpmmd::fetch::{FetchOptions, Fetcher};
+use rpmmd::lock_update::DiffReport;
+use rpmmd::resolve::{Resolution, resolve};
+use treefiles::lockfile::write_atomically;
 
-use super::{TreefileArgs, load_treefile};
+use super::arguments::{CacheArgs, ComposeInputArgs, ImageOutputArgs, LockfileArgs, TreefileArgs};
+use super::progress::Progress;
+use super::report::{print_image, print_summary};
 
 #[derive(Debug, Subcommand)]
 pub enum ComposeCommand {
@@ -28,91 +33,45 @@ pub enum ComposeCommand {
         json: bool,
     },
     /// Compose the treefile into an ostree commit (download, import, assemble, scriptlets, commit).
-    Tree(Box<super::compose_tree::TreeArgs>),
+    Tree(Box<TreeArgs>),
     /// Show the package changes between two commits.
-    Diff(super::compose_tree::DiffArgs),
+    Diff(DiffArgs),
     /// Compose the treefile into a chunked OCI image (compose tree + encapsulate + write or push).
-    Image(Box<super::image::ComposeImageArgs>),
+    Image(Box<ComposeImageArgs>),
 }
 
-/// Which lockfiles constrain depsolving.
 #[derive(Debug, Clone, Args)]
-pub struct LockfileArgs {
-    /// Lockfiles, merged left to right. Default: manifest-lock.$arch.json, manifest-lock.overrides.yaml
-    /// and manifest-lock.overrides.$arch.yaml next to the treefile, where present.
-    #[arg(long = "lockfile", value_name = "FILE")]
-    pub lockfiles: Vec<PathBuf>,
-    /// Install nothing that no lockfile names.
+pub struct TreeArgs {
+    #[command(flatten)]
+    pub inputs: ComposeInputArgs,
+    /// The ostree repository to commit to (created bare-user if the directory does not exist).
     #[arg(long)]
-    pub lockfile_strict: bool,
-    /// Use no lockfile at all.
-    #[arg(long, conflicts_with = "lockfiles")]
-    pub no_lockfiles: bool,
+    pub repo: PathBuf,
+    /// Resolve and show what would be composed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
-/// Where downloaded metadata (and later RPMs) are cached.
 #[derive(Debug, Clone, Args)]
-pub struct CacheArgs {
-    /// Cache directory. Default: $ARBOR_CACHE_DIR, else $XDG_CACHE_HOME/arbor, else ~/.cache/arbor.
-    #[arg(long = "cachedir", value_name = "DIR")]
-    pub cache_directory: Option<PathBuf>,
+pub struct ComposeImageArgs {
+    #[command(flatten)]
+    pub inputs: ComposeInputArgs,
+    /// The ostree repository the commit is written to. Default: `compose-repo` in the cache directory.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: ImageOutputArgs,
 }
 
-impl CacheArgs {
-    pub fn fetcher(&self) -> anyhow::Result<Fetcher> {
-        let directory = match &self.cache_directory {
-            Some(directory) => directory.clone(),
-            None => default_cache_directory(),
-        };
-        Fetcher::new(FetchOptions::new(directory)).context("setting up downloads")
-    }
-}
-
-fn default_cache_directory() -> PathBuf {
-    if let Some(directory) = std::env::var_os("ARBOR_CACHE_DIR") {
-        return PathBuf::from(directory);
-    }
-    if let Some(directory) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(directory).join("arbor");
-    }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".cache/arbor"),
-        None => std::env::temp_dir().join("arbor-cache"),
-    }
-}
-
-/// The lockfiles next to a treefile that apply to `arch`, in merge order.
-pub fn default_lockfiles(treefile: &Path, arch: &str, include_main: bool) -> Vec<PathBuf> {
-    let directory = treefile.parent().unwrap_or(Path::new("."));
-    let mut names = Vec::new();
-    if include_main {
-        names.push(format!("manifest-lock.{arch}.json"));
-    }
-    names.push("manifest-lock.overrides.yaml".to_string());
-    names.push(format!("manifest-lock.overrides.{arch}.yaml"));
-    names.into_iter().map(|name| directory.join(name)).filter(|path| path.exists()).collect()
-}
-
-/// Reads and merges lockfiles, printing every problem of every file on failure.
-pub fn read_lockfiles(paths: &[PathBuf]) -> Result<Option<Lockfile>, ExitCode> {
-    if paths.is_empty() {
-        return Ok(None);
-    }
-    let mut lockfiles = Vec::new();
-    let mut failed = false;
-    for path in paths {
-        match Lockfile::read(path) {
-            Ok(lockfile) => lockfiles.push(lockfile),
-            Err(problems) => {
-                super::print_problems(&problems);
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(ExitCode::FAILURE);
-    }
-    Ok(Some(Lockfile::merge(lockfiles)))
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The ostree repository holding both commits.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// The older commit (checksum or ref).
+    pub old: String,
+    /// The newer commit (checksum or ref).
+    pub new: String,
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -121,57 +80,62 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(command: ComposeCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ComposeCommand::Tree(arguments) => super::compose_tree::run_tree(*arguments),
-        ComposeCommand::Diff(arguments) => super::compose_tree::run_diff(arguments),
-        ComposeCommand::Image(arguments) => super::image::run_compose_image(*arguments),
+        ComposeCommand::Tree(arguments) => run_tree(*arguments),
+        ComposeCommand::Diff(arguments) => run_diff(arguments),
+        ComposeCommand::Image(arguments) => run_image(*arguments),
         ComposeCommand::Resolve { treefile, lockfiles, cache, json } => {
-            let flattened = match load_treefile(&treefile) {
-                Ok(flattened) => flattened,
-                Err(problems) => return Ok(super::fail_with(&problems)),
-            };
-            let paths = if lockfiles.no_lockfiles {
-                Vec::new()
-            } else if lockfiles.lockfiles.is_empty() {
-                default_lockfiles(&treefile.treefile, &treefile.arch, true)
-            } else {
-                lockfiles.lockfiles.clone()
-            };
-            for path in &paths {
-                tracing::info!(lockfile = %path.display(), "using lockfile");
-            }
-            let lockfile = match read_lockfiles(&paths) {
-                Ok(lockfile) => lockfile,
-                Err(code) => return Ok(code),
-            };
-            let lock = LockSettings { lockfile, strict: lockfiles.lockfile_strict };
-            let fetcher = cache.fetcher()?;
-            let resolution = runtime()?
-                .block_on(resolve(&fetcher, &flattened, &lock))
-                .with_context(|| format!("resolving {}", treefile.treefile.display()))?;
-            let inputhash = input_hash(&flattened, &resolution)?;
-            for warning in &resolution.warnings {
-                eprintln!("warning: {warning}");
-            }
-            if json {
-                let output = serde_json::json!({
-                    "arch": resolution.arch,
-                    "inputhash": inputhash,
-                    "packages": resolution.packages,
-                    "repositories": resolution.repositories,
-                    "warnings": resolution.warnings,
-                });
-                println!("{}", serde_json::to_string_pretty(&output).context("rendering JSON")?);
-            } else {
-                print_table(&resolution, &inputhash);
-            }
-            Ok(ExitCode::SUCCESS)
+            run_resolve(&treefile, &lockfiles, &cache, json)
         }
     }
 }
 
-pub fn input_hash(flattened: &Flattened, resolution: &Resolution) -> anyhow::Result<String> {
-    composer::inputhash::input_hash(flattened, resolution, |path| std::fs::read(path))
-        .context("computing the input hash")
+/// A compose error as the exit code: problems in the treefile or lockfiles are printed one per line
+/// (exit status 1), anything else goes up as an error chain.
+fn failure(error: ComposeError) -> anyhow::Result<ExitCode> {
+    match error {
+        ComposeError::Inputs(error) => Ok(super::fail_with(error.problems())),
+        error => Err(error.into()),
+    }
+}
+
+fn run_resolve(
+    treefile: &TreefileArgs,
+    lockfiles: &LockfileArgs,
+    cache: &CacheArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let inputs = match ComposeInputs::load(
+        &treefile.treefile,
+        &treefile.arch,
+        &treefile.variables(),
+        &lockfiles.selection(),
+        lockfiles.lockfile_strict,
+    ) {
+        Ok(inputs) => inputs,
+        Err(error) => return Ok(super::fail_with(error.problems())),
+    };
+    let fetcher = Fetcher::new(FetchOptions::new(cache.directory())).context("setting up downloads")?;
+    let resolution = runtime()?
+        .block_on(resolve(&fetcher, &inputs.flattened, &inputs.lock))
+        .with_context(|| format!("resolving {}", treefile.treefile.display()))?;
+    let inputhash = rpmmd::inputhash::input_hash(&inputs.flattened, &resolution, |path| std::fs::read(path))
+        .context("computing the input hash")?;
+    for warning in &resolution.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if json {
+        let output = serde_json::json!({
+            "arch": resolution.arch,
+            "inputhash": inputhash,
+            "packages": resolution.packages,
+            "repositories": resolution.repositories,
+            "warnings": resolution.warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&output).context("rendering JSON")?);
+    } else {
+        print_table(&resolution, &inputhash);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_table(resolution: &Resolution, inputhash: &str) {
@@ -187,4 +151,72 @@ fn print_table(resolution: &Resolution, inputhash: &str) {
         human_bytes(download),
         human_bytes(installed)
     );
+}
+
+fn run_tree(arguments: TreeArgs) -> anyhow::Result<ExitCode> {
+    let request = arguments.inputs.request(Some(arguments.repo.clone()), arguments.dry_run);
+    let progress = Progress::new();
+    let outcome =
+        runtime()?.block_on(compose::tree(&request, &|event| progress.show(event), &Cancellation::new()));
+    progress.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => return failure(error),
+    };
+    write_compose_json(&arguments.inputs, outcome.summary())?;
+    print_summary(outcome.summary());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_compose_json(inputs: &ComposeInputArgs, summary: &compose::ComposeSummary) -> anyhow::Result<()> {
+    if let Some(path) = &inputs.write_composejson_to {
+        let text = serde_json::to_string_pretty(&summary.to_json()).context("rendering compose JSON")?;
+        write_atomically(path, format!("{text}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_image(arguments: ComposeImageArgs) -> anyhow::Result<ExitCode> {
+    let request = ImageRequest {
+        tree: arguments.inputs.request(arguments.repo.clone(), false),
+        output: arguments.output.output(),
+    };
+    let progress = Progress::new();
+    let outcome =
+        runtime()?.block_on(compose::image(&request, &|event| progress.show(event), &Cancellation::new()));
+    progress.finish();
+    let written = match outcome {
+        Ok(ImageOutcome::Unchanged(unchanged)) => {
+            println!(
+                "No changes since image {} (inputhash {}); nothing composed.",
+                unchanged.digest, unchanged.inputhash
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Ok(ImageOutcome::Written(written)) => written,
+        Err(error) => return failure(error),
+    };
+    write_compose_json(&arguments.inputs, written.tree.summary())?;
+    match &written.tree {
+        TreeOutcome::Unchanged(summary) => println!(
+            "{} at {} already has these inputs; encapsulating it.",
+            summary.reference,
+            summary.commit.as_deref().unwrap_or("?")
+        ),
+        outcome => print_summary(outcome.summary()),
+    }
+    print_image(&written.target, &written.image);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_diff(arguments: DiffArgs) -> anyhow::Result<ExitCode> {
+    let mut lists = Vec::new();
+    for revision in [&arguments.old, &arguments.new] {
+        let (_, information) = tree::commit_information(&arguments.repo, revision)
+            .with_context(|| format!("reading {revision} in {}", arguments.repo.display()))?;
+        lists.push(information.packages);
+    }
+    print!("{}", DiffReport(&package_diff(&lists[0], &lists[1])));
+    Ok(ExitCode::SUCCESS)
 }

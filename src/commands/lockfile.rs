@@ -5,12 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use composer::lock_update::{DiffReport, diff_lockfiles, lockfile_from_resolution};
-use composer::resolve::{LockSettings, resolve};
+use compose::inputs::{default_lockfiles, read_lockfiles};
+use rpmmd::fetch::{FetchOptions, Fetcher};
+use rpmmd::lock_update::{DiffReport, diff_lockfiles, lockfile_from_resolution};
+use rpmmd::resolve::{LockSettings, resolve};
 use treefiles::lockfile::{Lockfile, write_atomically};
 
-use super::TreefileArgs;
-use super::compose::{CacheArgs, default_lockfiles, read_lockfiles, runtime};
+use super::arguments::{CacheArgs, TreefileArgs, host_arch, parse_variable_argument};
+use super::compose::runtime;
 
 #[derive(Debug, Subcommand)]
 pub enum LockfileCommand {
@@ -32,7 +34,7 @@ pub enum LockfileCommand {
         #[arg(long = "arch", value_name = "ARCH")]
         arches: Vec<String>,
         /// Set a variable: NAME=VALUE.
-        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = super::parse_variable_argument)]
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_variable_argument)]
         variables: Vec<(String, treefiles::Variable)>,
         /// Also record each package's repodata checksum as `digest` (Fedora CoreOS leaves them out).
         #[arg(long)]
@@ -84,8 +86,9 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LockfileCommand::Update { treefile, arches, variables, with_digests, cache } => {
-            let arches = if arches.is_empty() { vec![super::host_arch().to_string()] } else { arches };
-            let fetcher = cache.fetcher()?;
+            let arches = if arches.is_empty() { vec![host_arch().to_string()] } else { arches };
+            let fetcher =
+                Fetcher::new(FetchOptions::new(cache.directory())).context("setting up downloads")?;
             let runtime = runtime()?;
             for arch in arches {
                 let arguments = TreefileArgs {
@@ -99,7 +102,7 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
                 };
                 let overrides = match read_lockfiles(&default_lockfiles(&treefile, &arch, false)) {
                     Ok(overrides) => overrides,
-                    Err(code) => return Ok(code),
+                    Err(error) => return Ok(super::fail_with(error.problems())),
                 };
                 let lock = LockSettings { lockfile: overrides, strict: false };
                 let resolution = runtime
@@ -153,5 +156,11 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
 
 /// Reads every lockfile (reporting the problems of all of them) and merges them.
 fn read_all(paths: &[PathBuf]) -> Result<Lockfile, ExitCode> {
-    read_lockfiles(paths).map(Option::unwrap_or_default)
+    match read_lockfiles(paths) {
+        Ok(merged) => Ok(merged.unwrap_or_default()),
+        Err(error) => {
+            super::print_problems(error.problems());
+            Err(ExitCode::FAILURE)
+        }
+    }
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{TreefileArgs, load_treefile};
+use super::arguments::TreefileArgs;
+use super::load_treefile;
 
 #[derive(Debug, Subcommand)]
 pub enum TreefileCommand {
