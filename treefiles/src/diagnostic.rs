@@ -102,6 +102,20 @@ pub enum Problem {
     LockedPackage { package: String, message: String },
     #[error("lockfile has no \"packages\" mapping")]
     LockfileWithoutPackages,
+    #[error("\"{key}\" is null ({hint}); treated as {treatment}")]
+    NullValue { key: String, hint: &'static str, treatment: &'static str },
+    #[error("\"{key}\" is null, which rpm-ostree rejects here: {advice}")]
+    NullNotAllowed { key: String, advice: &'static str },
+    #[error(
+        "\"{key}\" is null: a list entry needs a value; remove the empty entry (\"-\" alone, \"~\" or null)"
+    )]
+    NullEntry { key: String },
+    #[error(
+        "\"{key}\" is an empty entry (\"-\" alone; its value commented out?); dropped, as rpm-ostree drops it"
+    )]
+    EmptyEntry { key: String },
+    #[error("the document is empty (everything commented out?); treated as a treefile without keys")]
+    EmptyDocument,
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

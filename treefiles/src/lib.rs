@@ -11,6 +11,7 @@ mod load;
 mod locate;
 pub mod lockfile;
 mod node;
+mod null;
 mod paths;
 mod read;
 pub mod schema;

@@ -14,6 +14,7 @@ use crate::condition;
 use crate::diagnostic::{Diagnostic, IncludeSite, Problem, Problems, Severity, suggest};
 use crate::locate::{NodePath, Position, Target, locate};
 use crate::node::{self, Format, Node};
+use crate::null::{ABSENT, COLLECTION_HINT};
 use crate::paths::{normalize, parent_directory};
 use crate::read::{FieldValue, PackageSet, RawProblem, Reader, Variable, read_object, read_package_list};
 use crate::treefile::{KEYS, KeyFlag, Treefile, key_info};
@@ -206,8 +207,12 @@ fn finalize(state: &mut LoadState, treefile: &mut Treefile, origins: &Origins) {
             }
         }
     }
-    // A `ref` that failed to read was already reported; "missing" would only repeat it.
-    let reference_reported = state.problems.iter().any(|(_, raw)| raw.path == NodePath::root().key("ref"));
+    // A `ref` that failed to read was already reported; "missing" would only repeat it. (A null `ref`
+    // is only a warning: it is absent, and missing if no include sets it.)
+    let reference_reported = state
+        .problems
+        .iter()
+        .any(|(_, raw)| raw.severity == Severity::Error && raw.path == NodePath::root().key("ref"));
     if treefile.reference.is_none() && !reference_reported {
         state.push(0, RawProblem::error(&NodePath::root(), Target::Value, Problem::MissingRef));
     }
@@ -453,14 +458,17 @@ impl LoadState<'_> {
         depth: usize,
         inline: bool,
     ) -> Option<Loaded> {
-        let mut reader = Reader::default();
-        let document = read_document(node, &mut reader, base, &self.options.basearch, inline);
-        let Some((mut treefile, includes, origins)) = document else {
-            for problem in reader.problems {
-                self.push(file, problem);
-            }
-            return None;
+        let (document, problems) = {
+            let source = &self.files[file];
+            let mut reader = Reader::for_document(&source.text, source.format);
+            let document = read_document(node, &mut reader, base, &self.options.basearch, inline);
+            (document, reader.problems)
         };
+        for problem in problems {
+            self.push(file, problem);
+        }
+        let (mut treefile, includes, origins) = document?;
+        let mut reader = Reader::default();
         self.check_referenced_files(file, &treefile, base, inline, &mut reader);
         for problem in reader.problems {
             self.push(file, problem);
@@ -627,15 +635,38 @@ fn read_document(
     basearch: &str,
     inline: bool,
 ) -> Option<(Treefile, Includes, BTreeMap<String, NodePath>)> {
-    let Node::Mapping(entries) = node else {
-        reader.wrong_type(base, "a mapping of treefile keys", node);
-        return None;
+    let entries = match node {
+        Node::Mapping(entries) => entries.as_slice(),
+        // serde_yaml reads a file of nothing but comments as an empty mapping.
+        Node::Null if !inline && reader.document_written_as_nothing() => {
+            reader.warning(base, Target::Value, Problem::EmptyDocument);
+            &[]
+        }
+        _ => {
+            reader.wrong_type(base, "a mapping of treefile keys", node);
+            return None;
+        }
     };
     let mut treefile = Treefile::default();
     let mut includes = Includes::default();
     let mut origins = BTreeMap::new();
     for (key, value) in entries {
         let path = base.key(key);
+        if let Node::Null = value {
+            match null_meaning(key) {
+                NullMeaning::Absent(hint) => {
+                    reader.null_read_as(&path, hint, ABSENT);
+                    continue;
+                }
+                NullMeaning::Error(advice) => {
+                    let problem = Problem::NullNotAllowed { key: path.to_string(), advice };
+                    reader.error(&path, Target::Key, problem);
+                    continue;
+                }
+                // Reported as an unknown key below.
+                NullMeaning::UnknownKey => {}
+            }
+        }
         match key.as_str() {
             "include" => includes.plain = read_include_list(value, reader, &path),
             "arch-include" => {
@@ -665,7 +696,11 @@ fn read_document(
                 if let Some(info) = key_info(name) {
                     if info.name != name {
                         let legacy = info.legacy_name.unwrap_or(info.name);
-                        if entries.iter().any(|(other, _)| other == info.name) {
+                        // A null spelling is absent, so it does not count as the other one being set.
+                        if entries
+                            .iter()
+                            .any(|(other, other_value)| other == info.name && *other_value != Node::Null)
+                        {
                             let problem = Problem::BothSpellings { legacy, current: info.name };
                             reader.error(&path, Target::Key, problem);
                             continue;
@@ -701,6 +736,33 @@ fn read_document(
     }
     check_document(&treefile, reader, base, basearch);
     Some((treefile, includes, origins))
+}
+
+/// What a null value of a top-level key means (see `null`).
+enum NullMeaning {
+    /// The key is absent (rpm-ostree's field is an `Option`); with the warning's hint.
+    Absent(&'static str),
+    /// An error, with advice.
+    Error(&'static str),
+    UnknownKey,
+}
+
+fn null_meaning(key: &str) -> NullMeaning {
+    if INCLUDE_KEYS.contains(&key) {
+        return NullMeaning::Absent(COLLECTION_HINT);
+    }
+    if let Some(info) = key_info(key) {
+        let advice = info.flags.iter().find_map(|flag| match flag {
+            KeyFlag::NotNull(advice) => Some(*advice),
+            _ => None,
+        });
+        return advice.map_or(NullMeaning::Absent(info.null_hint), NullMeaning::Error);
+    }
+    if key.starts_with("packages-") {
+        // rpm-ostree checks these keys by hand: "expected array of strings".
+        return NullMeaning::Error("write a list of packages ([] for none), or remove the key");
+    }
+    NullMeaning::UnknownKey
 }
 
 fn record_origins(name: &str, value: &Node, path: &NodePath, origins: &mut BTreeMap<String, NodePath>) {
@@ -747,7 +809,7 @@ fn check_key(
                 let problem = Problem::ExternalKeyInInlineInclude { key: info.name.to_string() };
                 reader.error(path, Target::Key, problem);
             }
-            KeyFlag::NamesFiles | KeyFlag::Substitute => {}
+            KeyFlag::NamesFiles | KeyFlag::Substitute | KeyFlag::NotNull(_) => {}
         }
     }
 }

@@ -109,6 +109,18 @@ pub fn locate(text: &str, format: Format, path: &NodePath, target: Target) -> Op
     }
 }
 
+/// Whether the null value at `path` of a YAML document is written as nothing at all (`key:` followed by
+/// a comment or a line break, or a `-` entry alone) rather than as `~` or `null`. serde_yaml reads the
+/// two differently where a list is required: nothing is an empty list, `~` is an error.
+pub fn yaml_null_written_as_nothing(text: &str, path: &NodePath) -> bool {
+    // The parser puts an empty value right after its `:` or `-`, an explicit null where it is written.
+    let Some(offset) = locate_yaml_value(text, &path.0).and_then(|position| offset_of(text, position)) else {
+        return false;
+    };
+    let rest = &text[offset..];
+    !(rest.starts_with('~') || ["null", "Null", "NULL"].iter().any(|word| rest.starts_with(word)))
+}
+
 fn locate_yaml_value(text: &str, path: &[Segment]) -> Option<Position> {
     let deserializer = yaml_serde::Deserializer::from_str(text);
     let error = Probe { path, fail_at_key: false }.deserialize(deserializer).err()?;

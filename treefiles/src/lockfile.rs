@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, Problem, Problems};
 use crate::locate::{NodePath, Target, locate};
 use crate::node::{self, Format, Node};
+use crate::null::{COLLECTION_HINT, SCALAR_HINT, optional_field};
 use crate::read::{FieldValue, Reader, read_object};
 
 /// A lockfile: pinned packages and where the pins came from.
@@ -72,8 +73,14 @@ pub struct RepoSnapshot {
 }
 
 impl Lockfile {
-    /// Parses a lockfile; `name` (its file name) picks the syntax and names it in problems.
+    /// Parses a lockfile; `name` (its file name) picks the syntax and names it in problems. Warnings
+    /// (e.g. a null `digest`, read as absent) are dropped; `parse_with_warnings` returns them.
     pub fn parse(text: &str, name: &str) -> Result<Lockfile, Problems> {
+        Lockfile::parse_with_warnings(text, name).map(|(lockfile, _warnings)| lockfile)
+    }
+
+    /// Parses a lockfile like `parse`, and returns its warnings with it.
+    pub fn parse_with_warnings(text: &str, name: &str) -> Result<(Lockfile, Vec<Diagnostic>), Problems> {
         let format = Format::from_file_name(name);
         let node = node::parse(text, format).map_err(|error| {
             let problem = Problem::Syntax {
@@ -83,14 +90,9 @@ impl Lockfile {
             let position = error.line.map(|line| crate::Position { line, column: error.column.unwrap_or(1) });
             single_problem(name, position, problem)
         })?;
-        let mut reader = Reader::default();
+        let mut reader = Reader::for_document(text, Some(format));
         let lockfile = read_lockfile(&node, &mut reader);
-        if reader.problems.is_empty()
-            && let Some(lockfile) = lockfile
-        {
-            return Ok(lockfile);
-        }
-        let diagnostics = reader
+        let mut diagnostics: Vec<Diagnostic> = reader
             .problems
             .into_iter()
             .map(|raw| Diagnostic {
@@ -101,16 +103,28 @@ impl Lockfile {
                 problem: raw.problem,
             })
             .collect();
-        Err(Problems { diagnostics })
+        match lockfile {
+            Some(lockfile) if !diagnostics.iter().any(Diagnostic::is_error) => Ok((lockfile, diagnostics)),
+            _ => {
+                // Errors first (in the order found), then warnings.
+                diagnostics.sort_by_key(|diagnostic| !diagnostic.is_error());
+                Err(Problems { diagnostics })
+            }
+        }
     }
 
-    /// Reads and parses a lockfile from disk.
+    /// Reads and parses a lockfile from disk (warnings dropped, as by `parse`).
     pub fn read(path: &Path) -> Result<Lockfile, Problems> {
+        Lockfile::read_with_warnings(path).map(|(lockfile, _warnings)| lockfile)
+    }
+
+    /// Reads and parses a lockfile from disk, and returns its warnings with it.
+    pub fn read_with_warnings(path: &Path) -> Result<(Lockfile, Vec<Diagnostic>), Problems> {
         let name = path.to_string_lossy();
         let text = std::fs::read_to_string(path).map_err(|error| {
             single_problem(&name, None, Problem::Unreadable { message: error.to_string() })
         })?;
-        Lockfile::parse(&text, &name)
+        Lockfile::parse_with_warnings(&text, &name)
     }
 
     /// The lockfile as rpm-ostree writes it, byte for byte.
@@ -170,11 +184,12 @@ fn read_lockfile(node: &Node, reader: &mut Reader) -> Option<Lockfile> {
                 }
             }
         }
-        // An empty YAML `packages:` is null: no packages.
-        Node::Null => {}
+        // An empty YAML `packages:` (every entry commented out) is null: no packages.
+        Node::Null => reader.null_read_as(&packages_path, COLLECTION_HINT, "no locked packages"),
         other => reader.wrong_type(&packages_path, "a mapping of package name to version", other),
     }
-    let metadata = fields.get("metadata").and_then(|node| read_metadata(node, reader, &root.key("metadata")));
+    let metadata = optional_field(&fields, "metadata", reader, &root, COLLECTION_HINT)
+        .and_then(|node| read_metadata(node, reader, &root.key("metadata")));
     Some(Lockfile { packages, metadata })
 }
 
@@ -206,7 +221,9 @@ fn read_package(name: &str, node: &Node, reader: &mut Reader, path: &NodePath) -
     if let Err(message) = check_version(&version) {
         package_problem(reader, &path.key(version_key), name, &message);
     }
-    let digest = fields.get("digest").and_then(|node| String::read(node, reader, &path.key("digest")));
+    // rpm-ostree's `digest` and `metadata` are `Option`s: null is absent.
+    let digest = optional_field(&fields, "digest", reader, path, SCALAR_HINT)
+        .and_then(|node| String::read(node, reader, &path.key("digest")));
     if let Some(digest) = &digest
         && !is_valid_digest(digest)
     {
@@ -217,8 +234,7 @@ fn read_package(name: &str, node: &Node, reader: &mut Reader, path: &NodePath) -
             &format!("digest \"{digest}\" is not ALGORITHM:HEX"),
         );
     }
-    let metadata = fields
-        .get("metadata")
+    let metadata = optional_field(&fields, "metadata", reader, path, COLLECTION_HINT)
         .and_then(|node| BTreeMap::<String, Value>::read(node, reader, &path.key("metadata")));
     Some(LockedPackage { version, digest, metadata })
 }
@@ -267,10 +283,10 @@ fn is_valid_digest(digest: &str) -> bool {
 
 fn read_metadata(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<LockfileMetadata> {
     let fields = read_object(node, reader, path, "a mapping", &["generated", "rpmmd_repos"])?;
-    let generated =
-        fields.get("generated").and_then(|node| String::read(node, reader, &path.key("generated")));
+    let generated = optional_field(&fields, "generated", reader, path, SCALAR_HINT)
+        .and_then(|node| String::read(node, reader, &path.key("generated")));
     let repos_path = path.key("rpmmd_repos");
-    let rpmmd_repos = match fields.get("rpmmd_repos") {
+    let rpmmd_repos = match optional_field(&fields, "rpmmd_repos", reader, path, COLLECTION_HINT) {
         Some(Node::Mapping(entries)) => {
             let mut repos = BTreeMap::new();
             for (id, entry) in entries {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::diagnostic::{Problem, Severity};
 use crate::locate::{NodePath, Position, Target};
 use crate::node::Node;
+use crate::null::{COLLECTION_HINT, SCALAR_HINT, optional_field, read_straight_from_yaml};
 
 /// A problem found while reading one document, located by its path in that document.
 #[derive(Debug, Clone)]
@@ -22,11 +23,13 @@ pub(crate) struct RawProblem {
 
 /// Collects problems while reading a document; reading goes on after a problem to find them all.
 #[derive(Debug, Default)]
-pub(crate) struct Reader {
+pub(crate) struct Reader<'source> {
     pub problems: Vec<RawProblem>,
+    /// The document's text when it is YAML, to tell a value written as nothing from `~` (see `null`).
+    pub yaml_text: Option<&'source str>,
 }
 
-impl Reader {
+impl Reader<'_> {
     pub fn error(&mut self, path: &NodePath, target: Target, problem: Problem) {
         self.problems.push(RawProblem {
             severity: Severity::Error,
@@ -63,6 +66,11 @@ impl Reader {
 
 /// A value that can appear under a treefile key.
 pub(crate) trait FieldValue: Sized {
+    /// The hint of the warning when the value is null (absent): lists and mappings say "every entry
+    /// commented out?".
+    const NULL_HINT: &'static str = SCALAR_HINT;
+
+    /// Reads a value that is not null (a null value is absent; the caller reports it).
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<Self>;
 
     /// Merges a value from an included file into the including file's value.
@@ -154,15 +162,32 @@ impl FieldValue for u32 {
     }
 }
 
+/// Reads one list entry; a null entry is an error (rpm-ostree's serde cannot read null as an entry).
+fn read_entry<T: FieldValue>(item: &Node, reader: &mut Reader, path: &NodePath) -> Option<T> {
+    if let Node::Null = item {
+        reader.error(path, Target::Value, Problem::NullEntry { key: path.to_string() });
+        return None;
+    }
+    T::read(item, reader, path)
+}
+
+/// Whether every entry of the list `node` was read into `read` (a wrong entry is reported already, so
+/// a tuple-like list missing it needs no second error about its length).
+fn every_entry_read<T>(node: &Node, read: &[T]) -> bool {
+    matches!(node, Node::Sequence(items) if items.len() == read.len())
+}
+
 /// Lists concatenate: the included file's entries come first (rpm-ostree's `merge_vec_field`).
 impl<T: FieldValue> FieldValue for Vec<T> {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<Vec<T>> {
         match node {
             Node::Sequence(items) => Some(
                 items
                     .iter()
                     .enumerate()
-                    .filter_map(|(index, item)| T::read(item, reader, &path.index(index)))
+                    .filter_map(|(index, item)| read_entry(item, reader, &path.index(index)))
                     .collect(),
             ),
             other => {
@@ -194,6 +219,8 @@ impl<T: FieldValue> FieldValue for Vec<T> {
 
 /// Maps are updated key by key; on a duplicate key the including file wins.
 impl<T: FieldValue> FieldValue for BTreeMap<String, T> {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<BTreeMap<String, T>> {
         match node {
             Node::Mapping(entries) => Some(
@@ -233,6 +260,8 @@ impl<T: FieldValue> FieldValue for BTreeMap<String, T> {
 
 /// Sets are unioned (and kept sorted).
 impl FieldValue for BTreeSet<String> {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<BTreeSet<String>> {
         Vec::<String>::read(node, reader, path).map(|items| items.into_iter().collect())
     }
@@ -326,21 +355,36 @@ fn quote_package_spec(spec: &str) -> String {
     if spec.chars().any(char::is_whitespace) { format!("'{spec}'") } else { spec.to_string() }
 }
 
+/// Reads a list of package entries into package specs. Where rpm-ostree reads the list straight from
+/// serde_yaml, an entry written as nothing is dropped with a warning (see `null`).
 pub(crate) fn read_package_list(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<Vec<String>> {
-    let entries = Vec::<String>::read(node, reader, path)?;
+    let Node::Sequence(items) = node else {
+        reader.wrong_type(path, "a list", node);
+        return None;
+    };
+    let empty_entries_dropped = read_straight_from_yaml(path);
     let mut specs = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        match split_package_specs(entry) {
+    for (index, item) in items.iter().enumerate() {
+        let entry_path = path.index(index);
+        if let Node::Null = item
+            && empty_entries_dropped
+            && reader.written_as_nothing(&entry_path)
+        {
+            reader.warning(&entry_path, Target::Value, Problem::EmptyEntry { key: entry_path.to_string() });
+            continue;
+        }
+        let Some(entry) = read_entry::<String>(item, reader, &entry_path) else { continue };
+        match split_package_specs(&entry) {
             Some(split) => specs.extend(split),
-            None => {
-                reader.invalid(&path.index(index), format!("unclosed quote in package entry \"{entry}\""))
-            }
+            None => reader.invalid(&entry_path, format!("unclosed quote in package entry \"{entry}\"")),
         }
     }
     Some(specs)
 }
 
 impl FieldValue for PackageSet {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<PackageSet> {
         read_package_list(node, reader, path).map(|specs| PackageSet(specs.into_iter().collect()))
     }
@@ -601,8 +645,28 @@ impl FieldValue for RepoPackages {
             &["repo", "packages"],
         )?;
         let repo = fields.get("repo").and_then(|node| String::read(node, reader, &path.key("repo")));
-        let packages =
-            fields.get("packages").and_then(|node| read_package_list(node, reader, &path.key("packages")));
+        let packages_path = path.key("packages");
+        let packages = match fields.get("packages") {
+            // serde_yaml reads a list written as nothing as an empty list where rpm-ostree reads
+            // `repo-packages` straight from it; `~` and JSON's null are errors (see `null`).
+            Some(Node::Null)
+                if read_straight_from_yaml(&packages_path) && reader.written_as_nothing(&packages_path) =>
+            {
+                reader.null_read_as(&packages_path, COLLECTION_HINT, "an empty list");
+                Some(Vec::new())
+            }
+            Some(Node::Null) => {
+                let advice = "list the packages, or remove this repo-packages entry";
+                reader.error(
+                    &packages_path,
+                    Target::Key,
+                    Problem::NullNotAllowed { key: packages_path.to_string(), advice },
+                );
+                None
+            }
+            Some(node) => read_package_list(node, reader, &packages_path),
+            None => None,
+        };
         if repo.is_none() && !fields.contains_key("repo") {
             reader.invalid(path, "\"repo\" is missing");
         }
@@ -632,6 +696,9 @@ pub struct AddFile {
 impl FieldValue for AddFile {
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<AddFile> {
         let items = Vec::<String>::read(node, reader, path)?;
+        if !every_entry_read(node, &items) {
+            return None;
+        }
         match <[String; 2]>::try_from(items) {
             Ok([source, destination]) => Some(AddFile { source, destination }),
             Err(items) => {
@@ -659,7 +726,11 @@ pub struct RemoveFromPackage {
 
 impl FieldValue for RemoveFromPackage {
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<RemoveFromPackage> {
-        let mut items = Vec::<String>::read(node, reader, path)?.into_iter();
+        let items = Vec::<String>::read(node, reader, path)?;
+        if !every_entry_read(node, &items) {
+            return None;
+        }
+        let mut items = items.into_iter();
         let package = items.next();
         let patterns: Vec<String> = items.collect();
         match package {
@@ -691,6 +762,8 @@ pub struct CheckPasswd {
 }
 
 impl FieldValue for CheckPasswd {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<CheckPasswd> {
         let fields =
             read_object(node, reader, path, "a mapping with \"type\"", &["type", "filename", "entries"])?;
@@ -701,14 +774,20 @@ impl FieldValue for CheckPasswd {
                 return None;
             }
         };
-        let filename =
-            fields.get("filename").and_then(|node| String::read(node, reader, &path.key("filename")));
-        let entries = fields.get("entries").map(|node| node.to_json());
+        // `filename` and `entries` each belong to one type; rpm-ostree ignores them for the others.
+        let filename_node = optional_field(&fields, "filename", reader, path, SCALAR_HINT);
+        let filename = filename_node.and_then(|node| String::read(node, reader, &path.key("filename")));
+        let entries_node = optional_field(&fields, "entries", reader, path, COLLECTION_HINT);
+        let entries = entries_node.map(Node::to_json);
         match kind.as_str() {
             "none" | "previous" => {}
-            "file" if filename.is_none() => reader.invalid(path, "type \"file\" needs \"filename\""),
-            "data" if entries.is_none() => reader.invalid(path, "type \"data\" needs \"entries\""),
-            "file" | "data" => {}
+            "file" if filename_node.is_none() => reader.invalid(path, "type \"file\" needs \"filename\""),
+            "data" => match entries_node {
+                None => reader.invalid(path, "type \"data\" needs \"entries\""),
+                Some(Node::Mapping(_)) => {}
+                Some(other) => reader.wrong_type(&path.key("entries"), "a mapping of name to id", other),
+            },
+            "file" => {}
             other => reader.invalid(
                 &path.key("type"),
                 format!("\"{other}\" is not one of \"none\", \"previous\", \"file\", \"data\""),
@@ -742,13 +821,19 @@ impl FieldValue for CheckPasswd {
 pub struct Rojig(pub BTreeMap<String, String>);
 
 impl FieldValue for Rojig {
+    const NULL_HINT: &'static str = COLLECTION_HINT;
+
     fn read(node: &Node, reader: &mut Reader, path: &NodePath) -> Option<Rojig> {
-        let fields =
+        let mut fields =
             read_object(node, reader, path, "a mapping", &["name", "summary", "license", "description"])?;
         for required in ["name", "summary", "license"] {
             if !fields.contains_key(required) {
                 reader.invalid(path, format!("\"{required}\" is missing"));
             }
+        }
+        // `description` is optional (null is absent); the others are required strings.
+        if optional_field(&fields, "description", reader, path, SCALAR_HINT).is_none() {
+            fields.remove("description");
         }
         let values = fields
             .iter()

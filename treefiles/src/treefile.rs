@@ -23,6 +23,9 @@ pub enum KeyFlag {
     Deprecated(&'static str),
     /// Accepted for compatibility; arbor does nothing with it.
     NoEffect,
+    /// A null value is an error (rpm-ostree's field is not an `Option`), with this advice; the value
+    /// of every other key may be null, which is read as absent.
+    NotNull(&'static str),
 }
 
 /// What the key table says about one key.
@@ -33,6 +36,9 @@ pub struct KeyInfo {
     pub description: &'static str,
     pub flags: &'static [KeyFlag],
     pub schema: fn() -> Value,
+    /// The hint of the warning when the value is null ("every entry commented out?" for lists and
+    /// mappings).
+    pub null_hint: &'static str,
 }
 
 impl KeyInfo {
@@ -60,6 +66,7 @@ macro_rules! treefile_keys {
             description: concat!($($doc),+),
             flags: &[$($($flag),*)?],
             schema: <$type as FieldValue>::schema,
+            null_hint: <$type as FieldValue>::NULL_HINT,
         }),*];
 
         impl Treefile {
@@ -93,11 +100,16 @@ macro_rules! treefile_keys {
                 keys
             }
 
-            /// The treefile as a JSON object: keys in table order, unset keys left out.
+            /// The treefile as a JSON object: keys in table order, unset keys left out, and so are keys
+            /// whose value renders as null (a free-form value such as `custom: .nan`), which would read
+            /// back as unset.
             pub fn to_json(&self) -> Map<String, Value> {
                 let mut object = Map::new();
                 $(if let Some(value) = &self.$field {
-                    object.insert($name.to_string(), <$type as FieldValue>::render(value));
+                    let rendered = <$type as FieldValue>::render(value);
+                    if !rendered.is_null() {
+                        object.insert($name.to_string(), rendered);
+                    }
                 })*
                 object
             }
@@ -107,7 +119,7 @@ macro_rules! treefile_keys {
     (@legacy) => { None };
 }
 
-use KeyFlag::{Deprecated, DeriveOnly, NamesFiles, NoEffect, Substitute};
+use KeyFlag::{Deprecated, DeriveOnly, NamesFiles, NoEffect, NotNull, Substitute};
 
 treefile_keys! {
     /// Treefile edition: "2014" (default) or "2024" (kernel in /usr/lib/modules, /tmp a directory).
@@ -219,7 +231,8 @@ treefile_keys! {
     /// Extra commit metadata (string values may use ${var}).
     add_commit_metadata: "add-commit-metadata" => BTreeMap<String, Value> [Substitute];
     /// Where repo metadata goes in the commit: inline, detached or disabled.
-    repo_metadata: "repo-metadata" => MetadataPlacement;
+    repo_metadata: "repo-metadata" => MetadataPlacement
+        [NotNull("write inline, detached or disabled, or remove the key for the default (inline)")];
     /// Where advisory metadata goes in the commit: inline, detached or disabled.
     advisories_metadata: "advisories-metadata" => MetadataPlacement;
     /// rpmdb format: target, host (or an explicit backend).

@@ -31,6 +31,62 @@ fn fixture_trees_render_as_snapshots() {
     }
 }
 
+/// A Rocky Linux sig-ostree style tree whose multimedia group file has `packages:` with every entry
+/// commented out (YAML null): rpm-ostree reads it as no `packages` key, and so does arbor, with a warning.
+#[test]
+fn rocky_sig_ostree_group_with_every_package_commented_out() {
+    let directory = fixture("rocky-sig-ostree");
+    let flattened = load(
+        &FileSystemLoader,
+        &directory.join("rocky-9-workstation.yaml"),
+        &LoadOptions::for_arch("x86_64"),
+    )
+    .unwrap_or_else(|problems| panic!("{problems}"));
+    let prefix = format!("{}/", directory.display());
+    let warnings: Vec<String> =
+        flattened.warnings.iter().map(|warning| warning.to_string().replace(&prefix, "")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: in groups/multimedia.yaml:3:1, included from rocky-9-workstation.yaml:11:5: \"packages\" \
+             is null (every entry commented out?); treated as absent"
+        ]
+    );
+    let packages: Vec<&str> = flattened.treefile.packages.as_ref().unwrap().iter().collect();
+    let expected = [
+        // Byte order: upper case first.
+        "NetworkManager",
+        "NetworkManager-wifi",
+        "bash-completion",
+        "bootupd",
+        "chrony",
+        "dracut-config-generic",
+        "firewalld",
+        "flatpak",
+        "gdm",
+        "glibc-langpack-en",
+        "gnome-control-center",
+        "gnome-session-wayland-session",
+        "gnome-shell",
+        "gnome-software",
+        "gnome-terminal",
+        "grub2-efi-x64",
+        "kernel",
+        "nautilus",
+        "ostree",
+        "podman",
+        "rocky-logos",
+        "rocky-release",
+        "rpm-ostree",
+        "shim-x64",
+        "sudo",
+        "toolbox",
+        "xdg-desktop-portal-gnome",
+    ];
+    assert_eq!(packages, expected);
+    insta::assert_snapshot!("rocky_sig_ostree_x86_64", flattened.render());
+}
+
 fn postprocess_comments(relative: &str, arch: &str) -> Vec<String> {
     let flattened = load(&FileSystemLoader, &fixture(relative), &LoadOptions::for_arch(arch)).unwrap();
     let scripts = flattened.treefile.postprocess.unwrap_or_default();
