@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rpmmd::resolve::LockSettings;
 use treefiles::lockfile::Lockfile;
-use treefiles::{FileSystemLoader, Flattened, LoadOptions, Problems, Variable};
+use treefiles::{Diagnostic, FileSystemLoader, Flattened, LoadOptions, Problems, Variable};
 
 use crate::request::LockfileSelection;
 
@@ -17,6 +17,8 @@ pub struct ComposeInputs {
     pub lock: LockSettings,
     /// The lockfiles that were read, in merge order.
     pub lockfile_paths: Vec<PathBuf>,
+    /// What the lockfiles had that does not stop a compose (the treefile's are in `flattened.warnings`).
+    pub lockfile_warnings: Vec<Diagnostic>,
 }
 
 /// Why the inputs could not be read: every problem found, with file:line:column.
@@ -66,24 +68,36 @@ pub fn load_treefile(
         .map_err(|problems| InputError::Treefile { treefile: treefile.to_path_buf(), problems })
 }
 
+/// Lockfiles merged left to right, with the warnings found in them.
+#[derive(Debug, Clone, Default)]
+pub struct MergedLockfiles {
+    /// `None` when no lockfile was given.
+    pub lockfile: Option<Lockfile>,
+    pub warnings: Vec<Diagnostic>,
+}
+
 /// Reads and merges lockfiles, collecting the problems of every file.
-pub fn read_lockfiles(paths: &[PathBuf]) -> Result<Option<Lockfile>, InputError> {
+pub fn read_lockfiles(paths: &[PathBuf]) -> Result<MergedLockfiles, InputError> {
     if paths.is_empty() {
-        return Ok(None);
+        return Ok(MergedLockfiles::default());
     }
     let mut lockfiles = Vec::new();
+    let mut warnings = Vec::new();
     let mut problems = Problems { diagnostics: Vec::new() };
     for path in paths {
         tracing::info!(lockfile = %path.display(), "using lockfile");
-        match Lockfile::read(path) {
-            Ok(lockfile) => lockfiles.push(lockfile),
+        match Lockfile::read_with_warnings(path) {
+            Ok((lockfile, found)) => {
+                lockfiles.push(lockfile);
+                warnings.extend(found);
+            }
             Err(found) => problems.diagnostics.extend(found.diagnostics),
         }
     }
     if problems.errors().next().is_some() {
         return Err(InputError::Lockfiles { problems });
     }
-    Ok(Some(Lockfile::merge(lockfiles)))
+    Ok(MergedLockfiles { lockfile: Some(Lockfile::merge(lockfiles)), warnings })
 }
 
 /// The lockfile paths a selection names for `treefile` and `arch`.
@@ -106,7 +120,12 @@ impl ComposeInputs {
     ) -> Result<ComposeInputs, InputError> {
         let flattened = load_treefile(treefile, arch, variables)?;
         let lockfile_paths = lockfile_paths(selection, treefile, arch);
-        let lockfile = read_lockfiles(&lockfile_paths)?;
-        Ok(ComposeInputs { flattened, lock: LockSettings { lockfile, strict }, lockfile_paths })
+        let merged = read_lockfiles(&lockfile_paths)?;
+        Ok(ComposeInputs {
+            flattened,
+            lock: LockSettings { lockfile: merged.lockfile, strict },
+            lockfile_paths,
+            lockfile_warnings: merged.warnings,
+        })
     }
 }

@@ -83,8 +83,8 @@ pub(crate) async fn load_and_resolve(
         &request.lockfiles,
         request.lockfile_strict,
     )?;
-    for warning in &inputs.flattened.warnings {
-        clock.warn(warning.to_string());
+    for warning in inputs.flattened.warnings.iter().chain(&inputs.lockfile_warnings) {
+        clock.warn(warning.located_message());
     }
     let fetcher = Fetcher::new(FetchOptions::new(&request.cache_directory)).map_err(ComposeError::Fetcher)?;
     clock.start(Phase::Resolving);

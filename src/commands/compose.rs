@@ -114,6 +114,9 @@ fn run_resolve(
         Ok(inputs) => inputs,
         Err(error) => return Ok(super::fail_with(error.problems())),
     };
+    for warning in inputs.flattened.warnings.iter().chain(&inputs.lockfile_warnings) {
+        eprintln!("{warning}");
+    }
     let fetcher = Fetcher::new(FetchOptions::new(cache.directory())).context("setting up downloads")?;
     let resolution = runtime()?
         .block_on(resolve(&fetcher, &inputs.flattened, &inputs.lock))

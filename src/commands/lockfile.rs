@@ -104,7 +104,10 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
                     Ok(overrides) => overrides,
                     Err(error) => return Ok(super::fail_with(error.problems())),
                 };
-                let lock = LockSettings { lockfile: overrides, strict: false };
+                for warning in &overrides.warnings {
+                    eprintln!("{warning}");
+                }
+                let lock = LockSettings { lockfile: overrides.lockfile, strict: false };
                 let resolution = runtime
                     .block_on(resolve(&fetcher, &flattened, &lock))
                     .with_context(|| format!("resolving {} for {arch}", treefile.display()))?;
@@ -157,7 +160,12 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
 /// Reads every lockfile (reporting the problems of all of them) and merges them.
 fn read_all(paths: &[PathBuf]) -> Result<Lockfile, ExitCode> {
     match read_lockfiles(paths) {
-        Ok(merged) => Ok(merged.unwrap_or_default()),
+        Ok(merged) => {
+            for warning in &merged.warnings {
+                eprintln!("{warning}");
+            }
+            Ok(merged.lockfile.unwrap_or_default())
+        }
         Err(error) => {
             super::print_problems(error.problems());
             Err(ExitCode::FAILURE)

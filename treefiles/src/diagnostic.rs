@@ -35,23 +35,31 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// Where and what, without the severity label: `in FILE:LINE:COLUMN[, included from ...]: PROBLEM`.
+    pub fn located_message(&self) -> String {
+        let mut text = format!("in {}", self.file);
+        if let Some(position) = self.position {
+            text.push_str(&format!(":{position}"));
+        }
+        for site in &self.included_from {
+            text.push_str(&format!(", included from {}", site.file));
+            if let Some(position) = site.position {
+                text.push_str(&format!(":{position}"));
+            }
+        }
+        text.push_str(&format!(": {}", self.problem));
+        text
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         let label = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(formatter, "{label}: in {}", self.file)?;
-        if let Some(position) = self.position {
-            write!(formatter, ":{position}")?;
-        }
-        for site in &self.included_from {
-            write!(formatter, ", included from {}", site.file)?;
-            if let Some(position) = site.position {
-                write!(formatter, ":{position}")?;
-            }
-        }
-        write!(formatter, ": {}", self.problem)
+        write!(formatter, "{label}: {}", self.located_message())
     }
 }
 
