@@ -189,9 +189,14 @@ pub fn build_commit(
     // imported, the tree is assembled (mostly waiting on the file system) and the scriptlets run.
     let recorded_database = {
         let scratch = work.rpmdb_scratch();
-        let rpm_paths = rpm_paths.to_vec();
+        let package_files: Vec<crate::rpmdb::PackageFile> = resolution
+            .packages
+            .iter()
+            .zip(rpm_paths)
+            .map(|(package, path)| crate::rpmdb::PackageFile { nevra: package.nevra(), path: path.clone() })
+            .collect();
         let epoch = options.source_date_epoch.map(|epoch| epoch as i64);
-        let record = move || crate::rpmdb::record_rpmdb_apart(&scratch, &rpm_paths, epoch);
+        let record = move || crate::rpmdb::record_rpmdb_apart(&scratch, &package_files, epoch);
         BackgroundWork::start("rpmdb", record).map_err(|error| BuildError::Io {
             path: work.rpmdb_scratch(),
             message: format!("starting the rpm database thread: {error}"),

@@ -17,6 +17,7 @@ pub mod rpmdb;
 pub mod sandbox;
 pub mod scriptlets;
 pub mod scripts;
+pub mod umask;
 mod workdir;
 
 pub use build::{

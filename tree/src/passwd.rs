@@ -348,7 +348,7 @@ fn write_lines<T: fmt::Display>(path: &Path, lines: &[Line<T>]) -> Result<(), Pa
 pub fn migrate_to_usr_lib(root: &Path, etc_group_members: &[String]) -> Result<Migration, PasswdError> {
     let etc = etc_directory(root);
     let usr_lib = root.join("usr/lib");
-    std::fs::create_dir_all(&usr_lib).map_err(io_error("creating", &usr_lib))?;
+    crate::umask::create_tree_directories(&usr_lib).map_err(io_error("creating", &usr_lib))?;
     let mut migration = Migration::default();
 
     let etc_passwd_path = etc.join("passwd");

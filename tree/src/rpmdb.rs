@@ -4,7 +4,9 @@
 //!
 //! The result is reproducible: with the same packages and the same `SOURCE_DATE_EPOCH`, two trees
 //! get byte-identical databases (rpm 4.18 takes the transaction id and install times from
-//! `SOURCE_DATE_EPOCH`; the packages are given to rpm in one transaction in a fixed order). rpm
+//! `SOURCE_DATE_EPOCH`; the packages are given to rpm in one transaction, ordered by NEVRA, so that
+//! neither the names of the package files (a repository's on disk, the download cache's otherwise) nor
+//! their order decides how rpm numbers them). rpm
 //! leaves the sqlite database in write-ahead-log mode with `-wal` and `-shm` side files, whose
 //! contents depend on who touched them last; the database is switched to rollback-journal mode
 //! (what `PRAGMA journal_mode=DELETE` does), which needs no side files and stays readable on a
@@ -12,8 +14,10 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
+
+use crate::umask::create_tree_directories;
 
 /// Where the database lives in the tree (rpm-ostree's location).
 pub const DATABASE_DIRECTORY: &str = "usr/share/rpm";
@@ -61,6 +65,14 @@ mod sqlite_header {
     pub const VERSION_VALID_FOR: usize = 92;
 }
 
+/// A package file to record, with the package it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFile {
+    /// `name-[epoch:]version-release.arch`.
+    pub nevra: String,
+    pub path: PathBuf,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RpmdbError {
     #[error("no RPM files to record in the database of {}", root.display())]
@@ -86,11 +98,11 @@ pub enum RpmdbError {
 
 /// Records `rpm_files` in a fresh database in `root/usr/share/rpm` and links
 /// `root/usr/lib/sysimage/rpm` to it. Only creates new files, so `root` may consist of hardlinks
-/// into an object store. The result depends on the set of package files (their order does not
-/// matter) and `source_date_epoch` (the install time rpm records; `None` = now).
+/// into an object store. The result depends on the set of packages (neither the order nor the names of
+/// their files matter) and `source_date_epoch` (the install time rpm records; `None` = now).
 pub fn write_rpmdb(
     root: &Path,
-    rpm_files: &[PathBuf],
+    rpm_files: &[PackageFile],
     source_date_epoch: Option<i64>,
 ) -> Result<(), RpmdbError> {
     record_rpmdb(root, rpm_files, source_date_epoch)?;
@@ -108,7 +120,7 @@ pub struct RecordedDatabase {
 /// on the tree's file system, for [`install_rpmdb`] moves the database from there.
 pub fn record_rpmdb_apart(
     scratch: &Path,
-    rpm_files: &[PathBuf],
+    rpm_files: &[PackageFile],
     source_date_epoch: Option<i64>,
 ) -> Result<RecordedDatabase, RpmdbError> {
     record_rpmdb(scratch, rpm_files, source_date_epoch)?;
@@ -125,7 +137,7 @@ pub fn install_rpmdb(database: RecordedDatabase, root: &Path) -> Result<(), Rpmd
     let destination = root.join(DATABASE_DIRECTORY);
     remove_entry(&destination)?;
     if let Some(parent) = destination.parent() {
-        std::fs::create_dir_all(parent)
+        create_tree_directories(parent)
             .map_err(|source| RpmdbError::Prepare { path: parent.to_path_buf(), source })?;
     }
     std::fs::rename(&database.directory, &destination)
@@ -135,7 +147,7 @@ pub fn install_rpmdb(database: RecordedDatabase, root: &Path) -> Result<(), Rpmd
 
 fn record_rpmdb(
     root: &Path,
-    rpm_files: &[PathBuf],
+    rpm_files: &[PackageFile],
     source_date_epoch: Option<i64>,
 ) -> Result<(), RpmdbError> {
     if rpm_files.is_empty() {
@@ -151,11 +163,11 @@ fn record_rpmdb(
 
     // One transaction in a fixed order: rpm numbers the packages in the order it installs them,
     // which follows the command line where dependencies do not decide.
-    let mut ordered: Vec<&PathBuf> = rpm_files.iter().collect();
-    ordered.sort_by(|left, right| left.file_name().cmp(&right.file_name()).then_with(|| left.cmp(right)));
+    let mut ordered: Vec<&PackageFile> = rpm_files.iter().collect();
+    ordered.sort_by(|left, right| left.nevra.cmp(&right.nevra).then_with(|| left.path.cmp(&right.path)));
     // Recorded while packages are imported, which is on the critical path: rpm takes what the import
     // leaves of the CPU.
-    let mut command = Command::new("nice");
+    let mut command = crate::umask::with_tree_umask("nice");
     command
         .args(["-n", RPM_NICENESS, "rpm"])
         .arg("--root")
@@ -183,7 +195,7 @@ fn record_rpmdb(
             "--ignoresize",
             "--replacefiles",
         ])
-        .args(&ordered)
+        .args(ordered.iter().map(|package| &package.path))
         // Nothing from arbor's environment (locale, ~/.rpmmacros through HOME) may change the
         // database; only SOURCE_DATE_EPOCH is passed on purpose.
         .env_clear()
@@ -250,7 +262,7 @@ fn refuse_symlinked_parents(root: &Path, relative: &str) -> Result<(), RpmdbErro
 /// tree of hardlinks, writing into an existing file would change the stored object.
 fn replace_with_empty_directory(path: &Path) -> Result<(), RpmdbError> {
     remove_entry(path)?;
-    std::fs::create_dir_all(path).map_err(|source| RpmdbError::Prepare { path: path.to_path_buf(), source })
+    create_tree_directories(path).map_err(|source| RpmdbError::Prepare { path: path.to_path_buf(), source })
 }
 
 /// Removes a file, link or directory tree at `path` (a link itself, not its target), with a
@@ -280,7 +292,7 @@ fn link_sysimage(root: &Path) -> Result<(), RpmdbError> {
     let link = root.join(SYSIMAGE_LINK);
     remove_entry(&link)?;
     if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent)
+        create_tree_directories(parent)
             .map_err(|source| RpmdbError::Prepare { path: parent.to_path_buf(), source })?;
     }
     std::os::unix::fs::symlink(SYSIMAGE_LINK_TARGET, &link)

@@ -14,7 +14,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -413,7 +413,7 @@ impl ProtectedRoot {
             let output_copy = output_writer
                 .try_clone()
                 .map_err(|source| SandboxError::Output { description: description.clone(), source })?;
-            let mut process = Command::new(BWRAP);
+            let mut process = crate::umask::with_tree_umask(BWRAP);
             process
                 .args(&arguments)
                 .env_clear()
@@ -510,7 +510,7 @@ impl ProtectedRoot {
     }
 
     fn start_fuse(&mut self) -> Result<(), SandboxError> {
-        let mut child = Command::new(ROFILES_FUSE)
+        let mut child = crate::umask::with_tree_umask(ROFILES_FUSE)
             .arg("--copyup")
             .arg(&self.root)
             .arg(&self.mountpoint)

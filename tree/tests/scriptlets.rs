@@ -14,7 +14,7 @@ use arbor_testsupport::RpmSpec;
 use arbor_testsupport::root::{install_host_program, install_host_shell};
 use arbor_testsupport::tools::{require_tool, tool_stdout};
 use common::blocking::Cancellation;
-use tree::rpmdb::{DATABASE_DIRECTORY, DATABASE_FILE, SYSIMAGE_LINK, write_rpmdb};
+use tree::rpmdb::{DATABASE_DIRECTORY, DATABASE_FILE, PackageFile, SYSIMAGE_LINK, write_rpmdb};
 use tree::sandbox::{ProtectedRoot, SandboxCommand, SandboxError, cleanup_stale_mounts};
 use tree::scriptlets::{
     FileTrigger, PackageScripts, Phase, Script, ScriptedPackage, ScriptletError, run_phase,
@@ -401,20 +401,23 @@ fn scriptlets_read_from_a_built_package_run() {
 }
 
 /// Three packages written to `directory`, returned with their NEVRAs.
-fn small_package_set(directory: &Path) -> (Vec<PathBuf>, Vec<String>) {
+fn small_package_set(directory: &Path) -> (Vec<PackageFile>, Vec<String>) {
     std::fs::create_dir_all(directory).unwrap();
     let specs = [
         RpmSpec::new("alpha", "1.0", "1").arch("x86_64").file("/usr/bin/alpha", b"#!/bin/sh\n", 0o755),
         RpmSpec::new("beta", "2.1", "3").requires("alpha").file("/usr/share/beta/data", b"beta\n", 0o644),
         RpmSpec::new("gamma", "0.9", "1").epoch(2).directory("/usr/lib/gamma", 0o755),
     ];
-    let paths = specs.iter().map(|spec| spec.write_to(directory).unwrap()).collect();
-    let mut nevras: Vec<String> = specs
+    let nevra = |spec: &RpmSpec| {
+        format!("{}-{}-{}.{}", spec.name(), spec.version(), spec.release(), spec.architecture())
+    };
+    let files = specs
         .iter()
-        .map(|spec| format!("{}-{}-{}.{}", spec.name(), spec.version(), spec.release(), spec.architecture()))
+        .map(|spec| PackageFile { nevra: nevra(spec), path: spec.write_to(directory).unwrap() })
         .collect();
+    let mut nevras: Vec<String> = specs.iter().map(nevra).collect();
     nevras.sort();
-    (paths, nevras)
+    (files, nevras)
 }
 
 fn query_database(root: &Path, format: &str) -> Vec<String> {
@@ -439,9 +442,15 @@ fn the_rpm_database_lists_every_package_and_is_reproducible() {
     require_tool("rpm").unwrap();
     let work = tempfile::tempdir().unwrap();
     let (first_files, nevras) = small_package_set(&work.path().join("packages"));
-    // The same packages at other paths, given in another order.
+    // The same packages at other paths, under other names (as the download cache names them), given in
+    // another order.
     let (mut second_files, _) = small_package_set(&work.path().join("elsewhere"));
     second_files.reverse();
+    for (index, file) in second_files.iter_mut().enumerate() {
+        let renamed = file.path.with_file_name(format!("sha256-{index:064}.rpm"));
+        std::fs::rename(&file.path, &renamed).unwrap();
+        file.path = renamed;
+    }
 
     let store = work.path().join("store");
     std::fs::create_dir(&store).unwrap();
@@ -498,7 +507,8 @@ fn corpus_rpmdb_timing() {
         for entry in std::fs::read_dir(directory.unwrap().path()).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|extension| extension == "rpm") {
-                files.push(path);
+                let nevra = path.file_stem().unwrap().to_string_lossy().into_owned();
+                files.push(PackageFile { nevra, path });
             }
         }
     }
