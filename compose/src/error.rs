@@ -106,9 +106,9 @@ fn registry_is_transient(error: &RegistryError) -> bool {
 
 /// A build error as a compose error: a cancelled build is a cancelled compose.
 pub(crate) fn build_error(treefile: &std::path::Path, source: BuildError) -> ComposeError {
-    match source {
-        BuildError::Cancelled { phase } => ComposeError::Cancelled { phase },
-        source => ComposeError::Build { treefile: treefile.to_path_buf(), source: Box::new(source) },
+    match source.cancelled_phase() {
+        Some(phase) => ComposeError::Cancelled { phase },
+        None => ComposeError::Build { treefile: treefile.to_path_buf(), source: Box::new(source) },
     }
 }
 

@@ -120,6 +120,22 @@ pub enum BuildError {
     Cancelled { phase: &'static str },
 }
 
+impl BuildError {
+    /// The phase a cancelled build stopped in; `None` for a build that failed.
+    pub fn cancelled_phase(&self) -> Option<&'static str> {
+        match self {
+            BuildError::Cancelled { phase } => Some(phase),
+            BuildError::PackageCache(crate::pkgcache::PackageCacheError::Cancelled) => {
+                Some(BuildPhase::Importing.description())
+            }
+            BuildError::Scriptlet(crate::scriptlets::ScriptletError::Cancelled { .. }) => {
+                Some(BuildPhase::Scriptlets.description())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Opens the target repository, creating a bare-user one if the directory does not exist yet.
 pub fn open_target_repository(path: &Path) -> Result<ostree::Repo, BuildError> {
     let error = |message: String| BuildError::Repository { path: path.to_path_buf(), message };
