@@ -1,0 +1,1 @@
+//! Webhook push events of GitHub, GitLab and Gitea/Forgejo: detect, verify, parse.
