@@ -4,6 +4,7 @@ use super::reader::{Document, Table};
 use super::sections::{duration, path, secret_key, secret_source, with_section};
 use super::values::{RemoteKind, UrlProblem, classify_git_url};
 use super::{GitCredentialSettings, GitSettings};
+use crate::git::DEFAULT_FETCH_TIMEOUT;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,8 +13,6 @@ use std::time::Duration;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Polling faster than this only loads the forge; use webhooks for immediate reaction.
 const MINIMUM_POLL_INTERVAL: Duration = Duration::from_secs(5);
-/// A first fetch of a large repository over a slow link finishes well within this.
-pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The user name sent with a token; GitHub, GitLab and Forgejo accept any for personal tokens.
 const DEFAULT_TOKEN_USERNAME: &str = "arbor";
 
