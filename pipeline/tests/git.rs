@@ -345,3 +345,24 @@ async fn a_cancelled_export_leaves_either_the_whole_tree_or_nothing() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_remote_that_stops_answering_is_stopped_after_the_fetch_timeout() {
+    // Accepts connections and never answers: a hung remote.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/remote.git", listener.local_addr().unwrap());
+    let holder = std::thread::spawn(move || {
+        let (connection, _) = listener.accept().unwrap();
+        let mut buffer = [0u8; 1024];
+        // Reads until git is killed and the connection closes.
+        while std::io::Read::read(&mut &connection, &mut buffer).is_ok_and(|count| count > 0) {}
+    });
+    let state = tempfile::tempdir().unwrap();
+    let timeout = std::time::Duration::from_secs(1);
+    let mirror = mirror(state.path(), &url, Credentials::None).await.with_fetch_timeout(timeout);
+    let error = mirror.fetch().await.unwrap_err();
+    assert!(matches!(error, GitError::TimedOut { timeout: limit, .. } if limit == timeout), "{error:?}");
+    assert!(error.is_remote_failure());
+    // git and its git-remote-http helper were killed, so the connection closed.
+    holder.join().unwrap();
+}
