@@ -18,10 +18,14 @@
 //!   that composes and runs scriptlets, and hostile packages (a device node, a corrupted payload).
 //! - [`root`]: a tiny root file system whose `/bin/sh` is the host's shell (and its libraries), for
 //!   tests that run programs inside a tree.
+//! - [`git`]: [`TestGitRemote`], a bare git repository to commit to, force-push and delete branches
+//!   of, served over `file://` or over HTTP by `git http-backend` ([`GitHttpServer`], optionally
+//!   requiring a token, stoppable to play a remote that is down).
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
 //!   naming `scripts/install-deps` when one is missing.
 
 mod calendar;
+pub mod git;
 pub mod host_files;
 pub mod http_server;
 pub mod keys;
@@ -32,6 +36,7 @@ pub mod root;
 pub mod rpm_builder;
 pub mod tools;
 
+pub use git::{GitHttpServer, TestFile, TestGitRemote};
 pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
 pub use keys::TestKey;

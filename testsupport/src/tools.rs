@@ -18,6 +18,7 @@ fn debian_package_of(tool: &str) -> &'static str {
         "dnf" => "dnf",
         "tar" => "tar",
         "gzip" => "gzip",
+        "git" => "git",
         _ => "(see the script)",
     }
 }

@@ -18,7 +18,7 @@ pub mod schema;
 mod treefile;
 
 pub use condition::{Condition, Operator};
-pub use diagnostic::{Diagnostic, IncludeSite, Problem, Problems, Severity};
+pub use diagnostic::{Diagnostic, IncludeSite, Problem, Problems, Severity, suggest};
 pub use load::{
     FileSystemLoader, Flattened, LoadOptions, MAX_INCLUDE_DEPTH, MemoryLoader, RESERVED_VARIABLES,
     SourceFile, SourceLoader, load, substitute_variables,
