@@ -18,6 +18,8 @@
 //!   that composes and runs scriptlets, and hostile packages (a device node, a corrupted payload).
 //! - [`root`]: a tiny root file system whose `/bin/sh` is the host's shell (and its libraries), for
 //!   tests that run programs inside a tree.
+//! - [`postgres`]: [`TestPostgres`], a throwaway PostgreSQL server on 127.0.0.1 (its own cluster in a
+//!   temporary directory), stopped even when the test process is killed.
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
 //!   naming `scripts/install-deps` when one is missing.
 
@@ -26,6 +28,7 @@ pub mod host_files;
 pub mod http_server;
 pub mod keys;
 pub mod os_fixture;
+pub mod postgres;
 pub mod registry;
 pub mod repository;
 pub mod root;
@@ -36,6 +39,7 @@ pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
 pub use keys::TestKey;
 pub use os_fixture::MinimalOs;
+pub use postgres::TestPostgres;
 pub use registry::{FaultProxy, ProxyFault, TestRegistry};
 pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
 pub use rpm_builder::{Compression, RpmSpec};

@@ -18,6 +18,8 @@ fn debian_package_of(tool: &str) -> &'static str {
         "dnf" => "dnf",
         "tar" => "tar",
         "gzip" => "gzip",
+        "initdb" | "pg_ctl" | "postgres" => "postgresql",
+        "psql" => "postgresql-client",
         _ => "(see the script)",
     }
 }
