@@ -1,0 +1,26 @@
+//! The domain of `arbor serve`: the state store, the job queue and scheduler leadership.
+//!
+//! - [`store`]: [`Store`], one type over SQLite (one process, embedded workers) and PostgreSQL (several
+//!   `arbor serve` processes): streams, builds, jobs and their logs, workers, tokens, image indexes.
+//! - [`queue`]: [`Queue`], jobs with leases, heartbeats, fencing tokens, retries with backoff,
+//!   cancellation, a reaper, and a wake-up that needs no polling.
+//! - [`leadership`]: which process runs the scheduler (a PostgreSQL advisory lock, or a lock file next
+//!   to a SQLite database).
+//! - [`clock`]: where times come from (milliseconds since the Unix epoch, always supplied by Rust).
+//!
+//! See notes/server-model.md for the shared model these follow.
+
+#[macro_use]
+mod dispatch;
+#[macro_use]
+mod enqueue;
+pub mod clock;
+pub mod leadership;
+pub mod queue;
+mod random;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use leadership::{Leadership, LeadershipError, SchedulerLease};
+pub use queue::{Queue, QueueOptions};
+pub use store::{Store, StoreError};
