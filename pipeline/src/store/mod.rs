@@ -37,7 +37,7 @@ pub(crate) use jobs::job_columns;
 pub use jobs::{Job, JobState, JobSummary, QueueOverview};
 pub use logs::{LogLine, NewLogLine};
 pub use streams::Stream;
-pub use tokens::{CreatedToken, NewToken, Scope, Token};
+pub use tokens::{CreatedToken, LAST_USED_GRANULARITY, NewToken, Scope, Token, token_hash};
 pub(crate) use wake::WakeSignal;
 pub use workers::{NewWorker, Worker, WorkerKind};
 

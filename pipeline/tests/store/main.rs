@@ -1,0 +1,11 @@
+//! Tests of the store, the queue and leadership against real databases: a SQLite file in a temporary
+//! directory and a throwaway PostgreSQL server (testsupport), each case on both unless it is about one.
+
+mod harness;
+
+mod builds;
+mod crash;
+mod leadership;
+mod queue;
+mod records;
+mod workers;
