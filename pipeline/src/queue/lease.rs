@@ -17,7 +17,7 @@ pub enum Outcome {
     Succeeded {
         result: serde_json::Value,
         /// For a compose job: what its build recorded (`Succeeded` or `Unchanged`).
-        build: Option<BuildResult>,
+        build: Option<Box<BuildResult>>,
     },
     Failed {
         /// The whole error chain, one cause per line.
@@ -183,7 +183,7 @@ impl Queue {
                     error: None,
                     result: Some(result.to_string()),
                     build: match build {
-                        Some(build) => BuildChange::Record(Box::new(build.clone())),
+                        Some(build) => BuildChange::Record(build.clone()),
                         None => BuildChange::Finish(BuildStatus::Succeeded),
                     },
                 },

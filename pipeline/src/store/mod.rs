@@ -94,7 +94,7 @@ struct StoreInner {
 #[derive(Debug)]
 pub(crate) enum Backend {
     Sqlite(SqliteBackend),
-    Postgres(PostgresBackend),
+    Postgres(Box<PostgresBackend>),
 }
 
 #[derive(Debug)]
@@ -269,7 +269,7 @@ async fn open_postgres(url: &str, options: &StoreOptions) -> Result<(Backend, St
         .connect_with(connect_options.clone())
         .await
         .map_err(|source| StoreError::Open { database: database.clone(), source })?;
-    Ok((Backend::Postgres(PostgresBackend { pool, options: connect_options }), database))
+    Ok((Backend::Postgres(Box::new(PostgresBackend { pool, options: connect_options })), database))
 }
 
 /// The URL without its password, for messages about a URL that did not even parse.

@@ -41,7 +41,7 @@ async fn run_compose(harness: &Harness, stream: &str, arch: &str, commit: &str, 
 }
 
 fn success(build: BuildResult) -> Outcome {
-    Outcome::Succeeded { result: serde_json::json!({}), build: Some(build) }
+    Outcome::Succeeded { result: serde_json::json!({}), build: Some(Box::new(build)) }
 }
 
 async fn a_succeeded_compose_records_its_build(harness: Harness) {

@@ -125,7 +125,7 @@ async fn a_killed_writer_leaves_a_sound_database() {
     assert_eq!((claimed.job.id, claimed.job.attempts), (created.job_id, 2));
     let outcome = Outcome::Succeeded {
         result: serde_json::json!({}),
-        build: Some(BuildResult::new(BuildStatus::Succeeded)),
+        build: Some(Box::new(BuildResult::new(BuildStatus::Succeeded))),
     };
     queue.complete(&claimed.lease, outcome).await.unwrap();
     let builds = store.builds_of_commit("main", "aaa").await.unwrap();

@@ -392,8 +392,10 @@ async fn three_workers_run_thirty_jobs_once_each(harness: Harness) {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         queue.heartbeat(&claimed.lease).await.unwrap();
                         let build = BuildResult::new(BuildStatus::Succeeded);
-                        let outcome =
-                            Outcome::Succeeded { result: serde_json::json!({}), build: Some(build) };
+                        let outcome = Outcome::Succeeded {
+                            result: serde_json::json!({}),
+                            build: Some(Box::new(build)),
+                        };
                         queue.complete(&claimed.lease, outcome).await.unwrap();
                         ran.push(claimed.job.id);
                     }
