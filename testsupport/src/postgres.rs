@@ -105,7 +105,8 @@ impl TestPostgres {
         let data = directory.path().join("data");
         run(Command::new("cp").arg("-a").arg(&template).arg(&data), "copying the cluster template")?;
         let (watchdog, watchdog_pipe) = start_watchdog(&programs, directory.path())?;
-        let mut server = TestPostgres { directory, port: 0, programs, watchdog_pipe: Some(watchdog_pipe), watchdog };
+        let mut server =
+            TestPostgres { directory, port: 0, programs, watchdog_pipe: Some(watchdog_pipe), watchdog };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
@@ -221,7 +222,8 @@ fn cluster_template(programs: &Programs) -> Result<PathBuf> {
         .map(|character| if character.is_ascii_alphanumeric() { character } else { '-' })
         .collect();
     let user = if programs.as_postgres_user { POSTGRES_USER.to_string() } else { current_uid()?.to_string() };
-    let template = PathBuf::from(format!("/tmp/arbor-postgres-template-{}-{user}", version.trim_matches('-')));
+    let template =
+        PathBuf::from(format!("/tmp/arbor-postgres-template-{}-{user}", version.trim_matches('-')));
     if template.join("PG_VERSION").is_file() {
         return Ok(template);
     }
@@ -233,11 +235,16 @@ fn cluster_template(programs: &Programs) -> Result<PathBuf> {
     hand_to_postgres_user(programs, &partial)?;
     let data = partial.join("data");
     run(
-        programs
-            .server_command(&programs.initdb)
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", POSTGRES_USER, "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]),
+        programs.server_command(&programs.initdb).arg("-D").arg(&data).args([
+            "-U",
+            POSTGRES_USER,
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]),
         "initdb of the test cluster template",
     )?;
     if fs::rename(&data, &template).is_err() && !template.join("PG_VERSION").is_file() {
@@ -279,7 +286,8 @@ fn hand_to_postgres_user(programs: &Programs, path: &Path) -> Result<()> {
 }
 
 fn run(command: &mut Command, what: &str) -> Result<Output> {
-    let output = command.stdin(Stdio::null()).output().with_context(|| format!("{what}: starting {command:?}"))?;
+    let output =
+        command.stdin(Stdio::null()).output().with_context(|| format!("{what}: starting {command:?}"))?;
     if !output.status.success() {
         bail!("{what} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
     }
@@ -324,7 +332,10 @@ mod tests {
         let server = TestPostgres::start().unwrap();
         let url = server.create_database("first_test").unwrap();
         assert!(url.ends_with("/first_test"), "{url}");
-        assert_eq!(server.psql("SELECT datname FROM pg_database WHERE datname = 'first_test'").unwrap(), "first_test");
+        assert_eq!(
+            server.psql("SELECT datname FROM pg_database WHERE datname = 'first_test'").unwrap(),
+            "first_test"
+        );
         let directory = server.directory.path().to_path_buf();
         let port = server.port();
         drop(server);
