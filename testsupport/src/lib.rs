@@ -21,6 +21,8 @@
 //! - [`git`]: [`TestGitRemote`], a bare git repository to commit to, force-push and delete branches
 //!   of, served over `file://` or over HTTP by `git http-backend` ([`GitHttpServer`], optionally
 //!   requiring a token, stoppable to play a remote that is down).
+//! - [`postgres`]: [`TestPostgres`], a throwaway PostgreSQL server on 127.0.0.1 (its own cluster in a
+//!   temporary directory), stopped even when the test process is killed.
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
 //!   naming `scripts/install-deps` when one is missing.
 
@@ -30,6 +32,7 @@ pub mod host_files;
 pub mod http_server;
 pub mod keys;
 pub mod os_fixture;
+pub mod postgres;
 pub mod registry;
 pub mod repository;
 pub mod root;
@@ -41,6 +44,7 @@ pub use host_files::HostFiles;
 pub use http_server::{Fault, RecordedRequest, TestHttpServer};
 pub use keys::TestKey;
 pub use os_fixture::MinimalOs;
+pub use postgres::TestPostgres;
 pub use registry::{FaultProxy, ProxyFault, TestRegistry};
 pub use repository::{Advisory, AdvisoryKind, AdvisoryPackage, TestRepository};
 pub use rpm_builder::{Compression, RpmSpec};

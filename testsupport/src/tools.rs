@@ -19,6 +19,8 @@ fn debian_package_of(tool: &str) -> &'static str {
         "tar" => "tar",
         "gzip" => "gzip",
         "git" => "git",
+        "initdb" | "pg_ctl" | "postgres" => "postgresql",
+        "psql" => "postgresql-client",
         _ => "(see the script)",
     }
 }

@@ -1,0 +1,69 @@
+//! Waking workers when a job may be available: a generation counter that every enqueue (and every job
+//! handed back) bumps. On PostgreSQL the enqueue transaction also sends `NOTIFY arbor_jobs`, and a
+//! `LISTEN` task bumps the counter in every process; on SQLite (one process) the bump is all there is.
+//! Waiters compare generations, so a bump between "found nothing" and "start waiting" is never lost.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The PostgreSQL channel enqueues notify.
+pub const JOBS_CHANNEL: &str = "arbor_jobs";
+/// The pause before listening again after the listener failed to reconnect.
+const LISTENER_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub(crate) struct WakeSignal {
+    generation: watch::Sender<u64>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl WakeSignal {
+    pub(crate) fn in_process() -> Self {
+        WakeSignal { generation: watch::Sender::new(0), listener: None }
+    }
+
+    /// Listens on [`JOBS_CHANNEL`] with a connection of its own from `pool`.
+    pub(crate) async fn listening(pool: &PgPool, database: &str) -> Result<Self, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        let generation = watch::Sender::new(0);
+        let sender = generation.clone();
+        let database = database.to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => {}
+                    // The connection was lost (notifications may have been missed); the next call
+                    // reconnects and listens again.
+                    Ok(None) => tracing::warn!(database, "job notifications: connection lost, reconnecting"),
+                    Err(error) => {
+                        tracing::warn!(database, %error, "job notifications: listening failed, retrying");
+                        tokio::time::sleep(LISTENER_RETRY_DELAY).await;
+                    }
+                }
+                sender.send_modify(|generation| *generation += 1);
+            }
+        });
+        Ok(WakeSignal { generation, listener: Some(task) })
+    }
+
+    /// Wakes this process's waiters (other processes hear the NOTIFY).
+    pub(crate) fn bump(&self) {
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+impl Drop for WakeSignal {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+}
