@@ -10,6 +10,7 @@
 //!   cancellation, a reaper, and a wake-up that needs no polling.
 //! - [`leadership`]: which process runs the scheduler (a PostgreSQL advisory lock, or a lock file next
 //!   to a SQLite database).
+//! - [`jobs`]: the compose and join jobs: payloads, results, and requesting the composes of a commit.
 //! - [`clock`]: where times come from (milliseconds since the Unix epoch, always supplied by Rust).
 
 #[macro_use]
@@ -19,6 +20,7 @@ mod enqueue;
 pub mod clock;
 pub mod config;
 pub mod git;
+pub mod jobs;
 pub mod leadership;
 pub mod queue;
 mod random;

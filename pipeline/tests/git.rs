@@ -334,11 +334,19 @@ async fn a_cancelled_export_leaves_either_the_whole_tree_or_nothing() {
             mirror.export(&commit, &destination),
         )
         .await;
-        let entries: Vec<String> = std::fs::read_dir(&work)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into())
-            .collect();
-        assert!(entries.iter().all(|name| name.starts_with("job-")), "staging left behind: {entries:?}");
+        // A cancelled export's blocking writer stops at the next file and removes its staging directory.
+        let staging_left = || -> Vec<String> {
+            std::fs::read_dir(&work)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with("job-"))
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !staging_left().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(staging_left(), Vec::<String>::new(), "staging left behind");
         match outcome {
             Ok(result) => assert_eq!((result.unwrap().files, read_tree(&destination).len()), (FILES, FILES)),
             Err(_) => assert!(!destination.exists(), "a cancelled export left {}", destination.display()),

@@ -4,16 +4,21 @@
 //!
 //! The tree is written into a staging directory next to the destination and renamed into place, so
 //! the destination either holds the whole tree or does not exist (also when the export is cancelled).
+//! The files are written by one blocking task (the blocking door): a cancelled export stops it between
+//! files, and it removes the staging directory itself, so no write in flight outlives the cleanup.
 
 use super::command::Running;
 use super::{CommitId, GitError, Mirror};
+use common::blocking::{Cancellation, run_blocking};
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 /// Writing a configuration repository's tree takes seconds; this only stops a hung export.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -65,16 +70,16 @@ impl Mirror {
             .prefix(".arbor-export-")
             .tempdir_in(parent)
             .map_err(io_error("creating a staging directory in", parent))?;
-        let work = self.write_entries(staging.path(), &entries);
-        match tokio::time::timeout(EXPORT_TIMEOUT, work).await {
+        let entries = Arc::new(entries);
+        let work = self.write_entries(staging, Arc::clone(&entries));
+        let staging = match tokio::time::timeout(EXPORT_TIMEOUT, work).await {
             Ok(result) => result?,
             Err(_) => {
                 let command = format!("git cat-file --batch (export of {commit})");
                 return Err(GitError::TimedOut { command, timeout: EXPORT_TIMEOUT });
             }
-        }
-        tokio::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(PERMISSIONS_EXECUTABLE))
-            .await
+        };
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(PERMISSIONS_EXECUTABLE))
             .map_err(io_error("setting permissions of", staging.path()))?;
         // Never replaces a directory that appeared meanwhile (plain rename would replace an empty one).
         rustix::fs::renameat_with(
@@ -132,22 +137,40 @@ impl Mirror {
         Ok(entries)
     }
 
-    /// Streams the blobs through one `git cat-file --batch` and writes them under `root`.
-    async fn write_entries(&self, root: &Path, entries: &[Entry]) -> Result<(), GitError> {
+    /// Streams the blobs through one `git cat-file --batch` and writes them under `staging`, which it
+    /// hands back when every file is written (and removes otherwise).
+    async fn write_entries(
+        &self,
+        staging: tempfile::TempDir,
+        entries: Arc<Vec<Entry>>,
+    ) -> Result<tempfile::TempDir, GitError> {
         let mut running: Running = self.runner.spawn(&[OsStr::new("cat-file"), OsStr::new("--batch")])?;
         let mut stdin = running.child.stdin.take().ok_or_else(|| missing_pipe("stdin"))?;
         let stdout = running.child.stdout.take().ok_or_else(|| missing_pipe("stdout"))?;
-        let requests = async {
-            for entry in entries {
-                stdin.write_all(format!("{}\n", entry.object).as_bytes()).await?;
+        let stdout = std::fs::File::from(
+            stdout.into_owned_fd().map_err(io_error("reading", Path::new("git cat-file")))?,
+        );
+        let requests = {
+            let entries = Arc::clone(&entries);
+            async move {
+                for entry in entries.iter() {
+                    stdin.write_all(format!("{}\n", entry.object).as_bytes()).await?;
+                }
+                stdin.shutdown().await?;
+                drop(stdin);
+                Ok::<(), std::io::Error>(())
             }
-            stdin.shutdown().await?;
-            drop(stdin);
-            Ok::<(), std::io::Error>(())
         };
-        let writes = write_objects(root, entries, BufReader::new(stdout));
+        // The staging directory lives on the blocking thread: dropped there (removing it) when the
+        // writes fail or are cancelled, after the last write.
+        let writes = run_blocking("writing the exported tree", move |cancellation| {
+            write_objects(staging.path(), &entries, BufReader::new(stdout), cancellation).map(|()| staging)
+        });
         let (requested, written) = tokio::join!(requests, writes);
-        written?;
+        let staging = written.map_err(|error| GitError::Io {
+            action: "writing the exported tree".into(),
+            source: std::io::Error::other(error.to_string()),
+        })??;
         requested.map_err(io_error("sending object ids to", Path::new("git cat-file")))?;
         let status =
             running.child.wait().await.map_err(io_error("waiting for", Path::new("git cat-file")))?;
@@ -156,20 +179,28 @@ impl Mirror {
             let detail = format!("exited with {status}");
             return Err(GitError::UnexpectedOutput { command: "git cat-file --batch".into(), detail });
         }
-        Ok(())
+        Ok(staging)
     }
 }
 
-async fn write_objects(
+/// Writes each blob `git cat-file --batch` sends under `root`, checking `cancellation` between files.
+fn write_objects(
     root: &Path,
     entries: &[Entry],
-    mut objects: BufReader<tokio::process::ChildStdout>,
+    mut objects: BufReader<std::fs::File>,
+    cancellation: &Cancellation,
 ) -> Result<(), GitError> {
     let mut created_directories: BTreeSet<PathBuf> = BTreeSet::new();
     let mut header = String::new();
     for entry in entries {
+        if cancellation.is_cancelled() {
+            return Err(GitError::Io {
+                action: format!("writing {} (cancelled)", root.display()),
+                source: std::io::Error::from(std::io::ErrorKind::Interrupted),
+            });
+        }
         header.clear();
-        objects.read_line(&mut header).await.map_err(io_error("reading", Path::new("git cat-file")))?;
+        objects.read_line(&mut header).map_err(io_error("reading", Path::new("git cat-file")))?;
         let fields: Vec<&str> = header.trim_end().split(' ').collect();
         let size = match fields.as_slice() {
             [object, "blob", size] if *object == entry.object => size.parse::<u64>().ok(),
@@ -183,41 +214,37 @@ async fn write_objects(
         if let Some(directory) = path.parent()
             && created_directories.insert(directory.to_path_buf())
         {
-            tokio::fs::create_dir_all(directory).await.map_err(io_error("creating", directory))?;
+            std::fs::create_dir_all(directory).map_err(io_error("creating", directory))?;
         }
         let mut content = (&mut objects).take(size);
         match entry.kind {
             EntryKind::Symlink => {
                 let mut target = Vec::new();
-                content
-                    .read_to_end(&mut target)
-                    .await
-                    .map_err(io_error("reading", Path::new("git cat-file")))?;
-                tokio::fs::symlink(OsStr::from_bytes(&target), &path)
-                    .await
+                content.read_to_end(&mut target).map_err(io_error("reading", Path::new("git cat-file")))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(io_error("creating", &path))?;
             }
             EntryKind::Regular | EntryKind::Executable => {
-                let mut file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .await
-                    .map_err(io_error("creating", &path))?;
-                tokio::io::copy(&mut content, &mut file).await.map_err(io_error("writing", &path))?;
-                file.flush().await.map_err(io_error("writing", &path))?;
                 let permissions = if entry.kind == EntryKind::Executable {
                     PERMISSIONS_EXECUTABLE
                 } else {
                     PERMISSIONS_REGULAR
                 };
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(permissions)
+                    .open(&path)
+                    .map_err(io_error("creating", &path))?;
+                std::io::copy(&mut content, &mut file).map_err(io_error("writing", &path))?;
+                file.flush().map_err(io_error("writing", &path))?;
+                // The mode given to open() is masked by the umask; the exported tree's modes are git's.
                 file.set_permissions(std::fs::Permissions::from_mode(permissions))
-                    .await
                     .map_err(io_error("setting permissions of", &path))?;
             }
         }
         let mut newline = [0u8; 1];
-        objects.read_exact(&mut newline).await.map_err(io_error("reading", Path::new("git cat-file")))?;
+        objects.read_exact(&mut newline).map_err(io_error("reading", Path::new("git cat-file")))?;
     }
     Ok(())
 }
