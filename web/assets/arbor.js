@@ -1,0 +1,124 @@
+// arbor's dashboard: a little plain JavaScript, no framework, no build step. Every page works without
+// it; it adds relative times, copy buttons, confirmation of actions, table filters and the live log.
+"use strict";
+
+(function () {
+  // Relative times ("3 minutes ago"); the absolute time stays in the title (shown on hover).
+  const units = [
+    ["year", 365 * 24 * 3600], ["month", 30 * 24 * 3600], ["week", 7 * 24 * 3600],
+    ["day", 24 * 3600], ["hour", 3600], ["minute", 60], ["second", 1],
+  ];
+  const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  function refreshTimes() {
+    const now = Date.now();
+    for (const element of document.querySelectorAll("time[datetime][data-relative]")) {
+      const then = Date.parse(element.getAttribute("datetime"));
+      if (Number.isNaN(then)) continue;
+      const seconds = Math.round((then - now) / 1000);
+      const [unit, size] = units.find(([, size]) => Math.abs(seconds) >= size) || units[units.length - 1];
+      element.textContent = relative.format(Math.round(seconds / size), unit);
+    }
+  }
+
+  // Copy buttons: <button class="copy" data-copy="full value">.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.copy[data-copy]");
+    if (!button) return;
+    const value = button.getAttribute("data-copy");
+    const done = () => {
+      button.classList.add("copied");
+      const label = button.textContent;
+      button.textContent = "copied";
+      setTimeout(() => { button.textContent = label; button.classList.remove("copied"); }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(value).then(done, () => prompt("Copy:", value));
+    } else {
+      prompt("Copy:", value);
+    }
+  });
+
+  // Actions that cannot be undone ask first: <form data-confirm="Cancel job 12?">.
+  document.addEventListener("submit", (event) => {
+    const message = event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  // Table filters: <input data-filter="table-id"> hides rows whose text does not contain the query.
+  document.addEventListener("input", (event) => {
+    const input = event.target.closest("input[data-filter]");
+    if (!input) return;
+    const table = document.getElementById(input.getAttribute("data-filter"));
+    if (!table) return;
+    const query = input.value.trim().toLowerCase();
+    let shown = 0;
+    for (const row of table.tBodies[0].rows) {
+      const visible = !query || row.textContent.toLowerCase().includes(query);
+      row.hidden = !visible;
+      if (visible) shown += 1;
+    }
+    const counter = document.querySelector(`[data-filter-count="${input.getAttribute("data-filter")}"]`);
+    if (counter) counter.textContent = String(shown);
+  });
+
+  // The live log: <pre class="log" data-stream="/api/v1/jobs/12/log" data-last-seq="40">.
+  // Lines arrive as Server-Sent Events (id = the line's number); the browser resumes after the last id
+  // it saw when the connection drops, so no line is shown twice. Lines are appended once per frame in
+  // a batch, and the view follows the end only while the reader is at the end.
+  function followLog(log) {
+    const url = log.getAttribute("data-stream");
+    const status = document.getElementById(log.getAttribute("data-status") || "");
+    let lastSeq = Number(log.getAttribute("data-last-seq") || "0");
+    let pending = [];
+    let scheduled = false;
+    const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    let following = true;
+    log.addEventListener("scroll", () => { following = atEnd(); });
+    const say = (text) => { if (status) status.textContent = text; };
+    const flush = () => {
+      scheduled = false;
+      if (pending.length === 0) return;
+      const fragment = document.createDocumentFragment();
+      for (const [seq, text] of pending) {
+        const line = document.createElement("span");
+        line.className = "line";
+        line.id = `L${seq}`;
+        line.dataset.seq = String(seq);
+        line.textContent = text;
+        fragment.appendChild(line);
+        fragment.appendChild(document.createTextNode("\n"));
+      }
+      pending = [];
+      const follow = following;
+      log.appendChild(fragment);
+      if (follow) log.scrollTop = log.scrollHeight;
+    };
+    const separator = url.includes("?") ? "&" : "?";
+    const source = new EventSource(`${url}${separator}after=${lastSeq}`);
+    say("following the log…");
+    source.onmessage = (event) => {
+      const seq = Number(event.lastEventId);
+      if (seq && seq <= lastSeq) return;
+      if (seq) lastSeq = seq;
+      pending.push([seq, event.data]);
+      if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
+    };
+    source.addEventListener("end", (event) => {
+      flush();
+      say(`the job ended: ${event.data}`);
+      source.close();
+      const state = document.querySelector("[data-job-state]");
+      if (state) setTimeout(() => window.location.reload(), 1000);
+    });
+    source.onerror = () => { say("connection lost; reconnecting…"); };
+    source.onopen = () => { say("following the log…"); };
+  }
+
+  function start() {
+    refreshTimes();
+    setInterval(refreshTimes, 30_000);
+    for (const log of document.querySelectorAll("pre.log[data-stream]")) followLog(log);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
