@@ -18,6 +18,8 @@
 //!   that composes and runs scriptlets, and hostile packages (a device node, a corrupted payload).
 //! - [`root`]: a tiny root file system whose `/bin/sh` is the host's shell (and its libraries), for
 //!   tests that run programs inside a tree.
+//! - [`browser`]: [`browser::TestBrowser`], headless Chromium driven through ChromeDriver, with
+//!   screenshots, colour schemes and axe-core checks, for the dashboard's tests.
 //! - [`git`]: [`TestGitRemote`], a bare git repository to commit to, force-push and delete branches
 //!   of, served over `file://` or over HTTP by `git http-backend` ([`GitHttpServer`], optionally
 //!   requiring a token, stoppable to play a remote that is down).
@@ -26,6 +28,7 @@
 //! - [`tools`]: finds the external tools (`createrepo_c`, `rpm`, ...) and fails with a clear message
 //!   naming `scripts/install-deps` when one is missing.
 
+pub mod browser;
 mod calendar;
 pub mod git;
 pub mod host_files;

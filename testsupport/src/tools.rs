@@ -21,6 +21,8 @@ fn debian_package_of(tool: &str) -> &'static str {
         "git" => "git",
         "initdb" | "pg_ctl" | "postgres" => "postgresql",
         "psql" => "postgresql-client",
+        "chromedriver" => "chromium-driver",
+        "chromium" => "chromium",
         _ => "(see the script)",
     }
 }

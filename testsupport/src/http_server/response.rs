@@ -61,6 +61,7 @@ fn content_type(path: &Path) -> &'static str {
         Some("rpm") => "application/x-rpm",
         Some("json") => "application/json",
         Some("txt") => "text/plain; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
         _ => "application/octet-stream",
     }
 }

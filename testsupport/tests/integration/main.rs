@@ -3,6 +3,7 @@
 //! One test binary with several modules, to link once. A missing tool fails the test with a message
 //! naming the tool and `scripts/install-deps`.
 
+mod browser;
 mod http_client;
 mod http_server;
 mod repository;
