@@ -6,6 +6,7 @@
 //! objects are written in parallel, branches become visible only when the transaction commits, and a run
 //! killed half-way leaves at most unreferenced objects that the next run reuses.
 
+pub mod gc;
 pub mod import;
 pub mod manifest;
 pub mod objects;
