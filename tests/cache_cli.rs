@@ -28,7 +28,7 @@ const BULK_PACKAGES: usize = 24;
 const FILES_PER_BULK_PACKAGE: usize = 120;
 
 /// The moments of an uninterrupted collection at which others are killed, as fractions of its duration.
-const KILL_FRACTIONS: [f64; 6] = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85];
+const KILL_FRACTIONS: [f64; 4] = [0.15, 0.35, 0.55, 0.75];
 
 /// How often a test looks whether a running collection reached the moment it waits for.
 const POLL_INTERVAL: Duration = Duration::from_micros(200);

@@ -5,6 +5,9 @@
 //! Imports run on several threads, each with its own handle on the repository, inside one transaction:
 //! objects are written in parallel, branches become visible only when the transaction commits, and a run
 //! killed half-way leaves at most unreferenced objects that the next run reuses.
+//!
+//! Every compose records when it used each package ([`usage`]), and garbage collection ([`gc`]) evicts
+//! the least recently used ones when the cache grows past a maximum.
 
 pub mod gc;
 pub mod import;

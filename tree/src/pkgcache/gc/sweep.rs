@@ -14,25 +14,23 @@
 //!    by a kill is corrected by the next checkout like any other, and what was set aside is removed by the
 //!    next compose or garbage collection.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use common::blocking::Cancellation;
-use ostree::gio;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::inventory::{DownloadedFile, Inventory, ObjectFile, ObjectKind};
-use super::{GcError, PACKAGE_CACHE_DIRECTORY, WORK_DIRECTORY, kept_tree, repository_error};
+use super::{GcError, PACKAGE_CACHE_DIRECTORY, WORK_DIRECTORY, kept_tree, unlink};
+use crate::pkgcache::usage::LOCAL_REFS_DIRECTORY;
 
 /// Where a dropped tree is set aside in `CACHE/work` while it is removed. The next compose removes any
 /// entry of `CACHE/work` but the lock and the tree, so a kill while removing leaves nothing for good.
 const DROPPED_TREE: &str = "tree-dropped-by-gc";
-
-/// Objects removed between two looks at the cancellation.
-const OBJECTS_PER_CANCELLATION_CHECK: usize = 1024;
 
 /// Where ostree marks a commit as partial, relative to the repository.
 fn commit_partial_path(checksum: &str) -> String {
@@ -121,38 +119,59 @@ pub(super) fn carry_out(
     cancellation: &Cancellation,
 ) -> Result<Outcome, GcError> {
     let mut outcome = Outcome::default();
-    let repository_path = cache_directory.join(PACKAGE_CACHE_DIRECTORY);
+    let mut step = Instant::now();
+    let mut done = |what: &'static str| {
+        let elapsed_ms = step.elapsed().as_millis() as u64;
+        tracing::debug!(step = what, elapsed_ms, "garbage collection step done");
+        step = Instant::now();
+    };
     if let Some(repository) = repository {
-        remove_refs(repository, &repository_path, &removal.branches, cancellation)?;
+        let repository_path = cache_directory.join(PACKAGE_CACHE_DIRECTORY);
+        let repository_directory = open_directory(&repository_path)?;
         let objects_path = repository_path.join("objects");
         let objects = open_directory(&objects_path)?;
-        let repository_directory = open_directory(&repository_path)?;
+        let sync = |directory: &OwnedFd, path: &Path| -> Result<(), GcError> {
+            if repository.is_disable_fsync() {
+                return Ok(());
+            }
+            rustix::fs::syncfs(directory).map_err(|error| io_error(path, error.into()))
+        };
+        check(cancellation)?;
+        remove_refs(&repository_directory, &repository_path, &removal.branches)?;
+        sync(&repository_directory, &repository_path)?;
+        done("refs");
+
+        // Commits go whole, uncancelled: then none is left naming an object that goes next.
+        check(cancellation)?;
         let (commits, others): (Vec<&ObjectFile>, Vec<&ObjectFile>) = removal
             .objects
             .iter()
             .partition(|object| matches!(object.kind, ObjectKind::Commit | ObjectKind::CommitMeta));
+        let paths: Vec<&str> = commits.iter().map(|object| object.relative_path.as_str()).collect();
+        unlink::unlink_all(&objects, &objects_path, &paths, &Cancellation::new())?;
+        let marks: Vec<String> = commits
+            .iter()
+            .filter(|object| object.kind == ObjectKind::Commit)
+            .map(|object| commit_partial_path(&object.checksum))
+            .collect();
+        let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+        unlink::unlink_all(&repository_directory, &repository_path, &marks, &Cancellation::new())?;
         for object in &commits {
-            remove_object(&objects, &objects_path, object)?;
-            if object.kind == ObjectKind::Commit {
-                remove_if_present(&repository_directory, &commit_partial_path(&object.checksum))
-                    .map_err(|error| io_error(&repository_path.join(commit_partial_path(&object.checksum)), error))?;
-            }
             outcome.count_object(object, inventory, removal.drop_tree);
         }
-        if !commits.is_empty() && !repository.is_disable_fsync() {
-            rustix::fs::syncfs(&objects).map_err(|error| io_error(&objects_path, error.into()))?;
+        if !commits.is_empty() {
+            sync(&objects, &objects_path)?;
         }
-        for (done, object) in others.iter().enumerate() {
-            if done % OBJECTS_PER_CANCELLATION_CHECK == 0 && cancellation.is_cancelled() {
-                return Err(GcError::Cancelled);
-            }
-            remove_object(&objects, &objects_path, object)?;
+        done("commits");
+
+        let paths: Vec<&str> = others.iter().map(|object| object.relative_path.as_str()).collect();
+        unlink::unlink_all(&objects, &objects_path, &paths, cancellation)?;
+        for object in &others {
             outcome.count_object(object, inventory, removal.drop_tree);
         }
+        done("objects");
     }
-    if cancellation.is_cancelled() {
-        return Err(GcError::Cancelled);
-    }
+    check(cancellation)?;
     for download in &removal.downloads {
         // A compose may reuse a download without holding the lock (it downloads first); it marks the
         // file used, and then it stays.
@@ -170,66 +189,52 @@ pub(super) fn carry_out(
             Err(error) => return Err(io_error(&download.path, error)),
         }
     }
+    done("downloads");
     if removal.drop_tree {
+        check(cancellation)?;
         let tree = kept_tree(cache_directory);
         let aside = cache_directory.join(WORK_DIRECTORY).join(DROPPED_TREE);
-        remove_tree(&aside)?;
+        unlink::remove_tree(&aside, cancellation)?;
         match std::fs::rename(&tree, &aside) {
-            Ok(()) => remove_tree(&aside)?,
+            Ok(()) => unlink::remove_tree(&aside, cancellation)?,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => return Err(io_error(&tree, error)),
         }
         outcome.count_tree(inventory, true);
+        done("kept tree");
     }
     Ok(outcome)
+}
+
+fn check(cancellation: &Cancellation) -> Result<(), GcError> {
+    if cancellation.is_cancelled() { Err(GcError::Cancelled) } else { Ok(()) }
 }
 
 /// Removes what an interrupted garbage collection or import left: a tree set aside, abandoned staging
 /// directories of imports. Only with the cache's lock held.
 pub(super) fn remove_leftovers(cache_directory: &Path) -> Result<(), GcError> {
-    remove_tree(&cache_directory.join(WORK_DIRECTORY).join(DROPPED_TREE))?;
+    unlink::remove_tree(&cache_directory.join(WORK_DIRECTORY).join(DROPPED_TREE), &Cancellation::new())?;
     let temporary = cache_directory.join(PACKAGE_CACHE_DIRECTORY).join("tmp");
     crate::pkgcache::objects::remove_abandoned_staging(&temporary).map_err(|error| io_error(&temporary, error))
 }
 
-fn remove_refs(
-    repository: &ostree::Repo,
-    path: &Path,
-    branches: &[&str],
-    cancellation: &Cancellation,
-) -> Result<(), GcError> {
-    if branches.is_empty() {
-        return Ok(());
+/// Removes the ref files of `branches` (a local branch is its file: ostree reads nothing else for it)
+/// and the package directories left empty, as ostree's own ref deletion does; faster than an ostree
+/// transaction, which syncs each ref's directory apart (9 ms a ref here). The caller syncs once.
+fn remove_refs(repository: &OwnedFd, repository_path: &Path, branches: &[&str]) -> Result<(), GcError> {
+    let files: Vec<String> =
+        branches.iter().map(|branch| format!("{LOCAL_REFS_DIRECTORY}/{branch}")).collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    unlink::unlink_all(repository, repository_path, &files, &Cancellation::new())?;
+    let parents: BTreeSet<&str> =
+        files.iter().filter_map(|file| file.rsplit_once('/')).map(|(parent, _)| parent).collect();
+    for parent in parents {
+        match rustix::fs::unlinkat(repository, parent, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT | Errno::NOTEMPTY | Errno::EXIST) => {}
+            Err(error) => return Err(io_error(&repository_path.join(parent), error.into())),
+        }
     }
-    if cancellation.is_cancelled() {
-        return Err(GcError::Cancelled);
-    }
-    repository.prepare_transaction(gio::Cancellable::NONE).map_err(|error| repository_error(path, error))?;
-    for branch in branches {
-        repository.transaction_set_ref(None, branch, None);
-    }
-    repository.commit_transaction(gio::Cancellable::NONE).map_err(|error| repository_error(path, error))?;
     Ok(())
-}
-
-fn remove_object(objects: &OwnedFd, objects_path: &Path, object: &ObjectFile) -> Result<(), GcError> {
-    remove_if_present(objects, &object.relative_path)
-        .map_err(|error| io_error(&objects_path.join(&object.relative_path), error))
-}
-
-fn remove_if_present(directory: &OwnedFd, relative: &str) -> io::Result<()> {
-    match rustix::fs::unlinkat(directory, relative, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
-fn remove_tree(path: &Path) -> Result<(), GcError> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(io_error(path, error)),
-    }
 }
 
 fn open_directory(path: &Path) -> Result<OwnedFd, GcError> {
