@@ -139,7 +139,13 @@ fn gc_prints_what_it_would_do_and_what_it_did() {
     let printed = text(&output.stdout);
     assert!(printed.contains("Evicted in a real run (least recently used first):"), "{printed}");
     assert!(printed.contains("(dry run: nothing removed)"), "{printed}");
-    assert!(printed.contains(&format!("packages   {} cached, {BULK_PACKAGES} would be evicted, 3 kept as asked", BULK_PACKAGES + 3)), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "packages   {} cached, {BULK_PACKAGES} would be evicted, 3 kept as asked",
+            BULK_PACKAGES + 3
+        )),
+        "{printed}"
+    );
     assert!(printed.contains("kept tree  would be removed"), "{printed}");
     assert!(printed.contains("warning: the packages kept as asked are larger than --max-size"), "{printed}");
     assert!(bulk_ref(&cache, 0).exists(), "a dry run removes nothing");
@@ -152,7 +158,10 @@ fn gc_prints_what_it_would_do_and_what_it_did() {
     }
     assert!(printed.contains(&format!("{BULK_PACKAGES} evicted, 3 kept as asked")), "{printed}");
     let commits = BULK_PACKAGES + 2;
-    assert!(printed.contains(&format!("{commits} of them unreferenced commits")), "the evicted packages' and two composed trees': {printed}");
+    assert!(
+        printed.contains(&format!("{commits} of them unreferenced commits")),
+        "the evicted packages' and two composed trees': {printed}"
+    );
     assert!(!bulk_ref(&cache, 0).exists());
     assert_fsck_clean(&fixture.workspace.package_cache());
 }
@@ -215,7 +224,8 @@ fn a_gc_killed_at_any_moment_leaves_a_cache_the_next_compose_uses() {
     for moment in &moments {
         copy_directory(&pristine, &scratch);
         let started = Instant::now();
-        let mut child = fixture.gc_command(&scratch, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child =
+            fixture.gc_command(&scratch, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let mut ended = false;
         while !(moment.reached)(started.elapsed()) {
             if child.try_wait().unwrap().is_some() {
@@ -247,5 +257,9 @@ fn a_gc_killed_at_any_moment_leaves_a_cache_the_next_compose_uses() {
         std::fs::remove_dir_all(&scratch).unwrap();
         std::fs::remove_dir_all(scratch.with_extension("target")).unwrap();
     }
-    assert!(killed_runs * 2 >= moments.len(), "only {killed_runs} of {} collections were killed", moments.len());
+    assert!(
+        killed_runs * 2 >= moments.len(),
+        "only {killed_runs} of {} collections were killed",
+        moments.len()
+    );
 }

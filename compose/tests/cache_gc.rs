@@ -120,7 +120,10 @@ impl Fixture {
         entries
             .map(|entry| {
                 let entry = entry.unwrap();
-                (entry.file_name().to_string_lossy().into_owned(), entry.metadata().unwrap().modified().unwrap())
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.metadata().unwrap().modified().unwrap(),
+                )
             })
             .collect()
     }
@@ -146,7 +149,8 @@ fn least_recently_used_packages_go_first_kept_ones_never_and_come_back_the_same(
     // One byte too many once what no ref reaches is gone: the least recently used package goes, one that
     // only the first compose used.
     let size = fixture.collect(&GcOptions { dry_run: true, ..GcOptions::default() }).size_after.total();
-    let one_over = fixture.collect(&GcOptions { max_size: Some(size - 1), dry_run: true, ..GcOptions::default() });
+    let one_over =
+        fixture.collect(&GcOptions { max_size: Some(size - 1), dry_run: true, ..GcOptions::default() });
     assert_eq!(one_over.evicted.len(), 1, "{:?}", evicted(&one_over));
     assert!(one_over.evicted[0].nevra.starts_with("alpha-"), "{:?}", evicted(&one_over));
 
@@ -221,7 +225,11 @@ fn downloads_of_evicted_and_unknown_packages_go_and_reused_ones_are_marked_used(
     let downloads = fixture.downloads();
     assert_eq!(downloads.len(), os_fixture::PACKAGE_NAMES.len() + 2 * SET_SIZE, "{downloads:?}");
     let reused = downloads.values().filter(|modified| **modified > long_ago).count();
-    assert_eq!(reused, os_fixture::PACKAGE_NAMES.len() + SET_SIZE, "the second compose's packages are marked");
+    assert_eq!(
+        reused,
+        os_fixture::PACKAGE_NAMES.len() + SET_SIZE,
+        "the second compose's packages are marked"
+    );
 
     // A download whose import never happened, and one a compose may be making right now.
     let stale = packages.join(format!("sha256-{}.rpm", "0".repeat(64)));
@@ -297,7 +305,8 @@ fn nothing_is_collected_while_a_compose_holds_the_cache() {
             assert!(!composing.is_finished(), "the compose ended before its scriptlet ran");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let error = collect_garbage(&workspace.cache(), &GcOptions::default(), &Cancellation::new()).unwrap_err();
+        let error =
+            collect_garbage(&workspace.cache(), &GcOptions::default(), &Cancellation::new()).unwrap_err();
         assert!(matches!(error, GcError::Lock(tree::CacheLockError::Busy { .. })), "{error}");
         let message = error.to_string().replace(&workspace.cache().display().to_string(), "CACHE");
         insta::assert_snapshot!(message, @"garbage collection of the package cache: CACHE/work/lock: a compose or a garbage collection is using this cache directory (it holds the lock); try again when it has finished");

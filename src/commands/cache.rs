@@ -77,7 +77,10 @@ fn run_gc(arguments: &GcArgs) -> anyhow::Result<ExitCode> {
 fn print_report(cache_directory: &std::path::Path, report: &GcReport) {
     let would = if report.dry_run { "would be " } else { "" };
     if !report.evicted.is_empty() {
-        println!("Evicted{} (least recently used first):", if report.dry_run { " in a real run" } else { "" });
+        println!(
+            "Evicted{} (least recently used first):",
+            if report.dry_run { " in a real run" } else { "" }
+        );
         let width = report.evicted.iter().map(|package| package.nevra.len()).max().unwrap_or(0);
         for package in &report.evicted {
             let used = common::time::format_utc(gc::unix_seconds(package.last_used));
@@ -91,11 +94,7 @@ fn print_report(cache_directory: &std::path::Path, report: &GcReport) {
         if report.dry_run { " (dry run: nothing removed)" } else { "" }
     );
     let maximum = report.max_size.map(|size| format!(" (max {})", human_bytes(size))).unwrap_or_default();
-    println!(
-        "  size       {} -> {}{maximum}",
-        describe(&report.size_before),
-        describe(&report.size_after)
-    );
+    println!("  size       {} -> {}{maximum}", describe(&report.size_before), describe(&report.size_after));
     println!(
         "  packages   {} cached, {} {would}evicted, {} kept as asked",
         report.packages_before,
@@ -119,7 +118,9 @@ fn print_report(cache_directory: &std::path::Path, report: &GcReport) {
         human_bytes(report.download_bytes_removed)
     );
     if report.tree_dropped {
-        println!("  kept tree  {would}removed: it linked evicted packages (the next compose checks out afresh)");
+        println!(
+            "  kept tree  {would}removed: it linked evicted packages (the next compose checks out afresh)"
+        );
     }
     println!("  freed      {} on disk", human_bytes(report.bytes_freed));
     if !report.target_reached {
@@ -154,7 +155,8 @@ mod tests {
         ];
         for (text, expected) in cases {
             let parsed = parse_keep_commit(text).ok();
-            let expected = expected.map(|(repository, revision)| (PathBuf::from(repository), revision.to_string()));
+            let expected =
+                expected.map(|(repository, revision)| (PathBuf::from(repository), revision.to_string()));
             assert_eq!(parsed, expected, "{text}");
         }
     }

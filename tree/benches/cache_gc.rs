@@ -94,8 +94,10 @@ fn make_cache(cache: &Path) {
         let written = written.downcast::<ostree::RepoFile>().unwrap();
         let commit_metadata = ostree::glib::VariantDict::new(None);
         commit_metadata.insert_value(metadata_keys::NEVRA, &format!("{name}-1.0-1.x86_64").to_variant());
-        commit_metadata
-            .insert_value(metadata_keys::REPODATA_CHECKSUM, &format!("sha256:{}", checksum_hex(package)).to_variant());
+        commit_metadata.insert_value(
+            metadata_keys::REPODATA_CHECKSUM,
+            &format!("sha256:{}", checksum_hex(package)).to_variant(),
+        );
         let commit = repository
             .write_commit(None, None, None, Some(&commit_metadata.end()), &written, gio::Cancellable::NONE)
             .unwrap();
@@ -145,7 +147,10 @@ fn main() {
             started.elapsed()
         })
         .collect();
-    println!("recording the use of {PACKAGES} packages: {} us (median of {ROUNDS})", median(recording).as_micros());
+    println!(
+        "recording the use of {PACKAGES} packages: {} us (median of {ROUNDS})",
+        median(recording).as_micros()
+    );
 
     let cancellation = Cancellation::new();
     let keep = BTreeSet::new();
@@ -156,7 +161,10 @@ fn main() {
             started.elapsed()
         })
         .collect();
-    println!("the worker's check under its maximum: {:.1} ms (median of {ROUNDS})", median(checks).as_secs_f64() * 1e3);
+    println!(
+        "the worker's check under its maximum: {:.1} ms (median of {ROUNDS})",
+        median(checks).as_secs_f64() * 1e3
+    );
 
     let dry_runs: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
@@ -166,7 +174,8 @@ fn main() {
             started.elapsed()
         })
         .collect();
-    let report = collect_garbage(&cache, &GcOptions { dry_run: true, ..GcOptions::default() }, &cancellation).unwrap();
+    let report =
+        collect_garbage(&cache, &GcOptions { dry_run: true, ..GcOptions::default() }, &cancellation).unwrap();
     println!(
         "a dry run (walk, refs, traversal, plan): {:.1} ms (median of {ROUNDS}); size {} bytes",
         median(dry_runs).as_secs_f64() * 1e3,

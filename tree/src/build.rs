@@ -200,7 +200,9 @@ pub fn build_commit(
         progress(BuildEvent::PhaseStarted(phase));
         Ok(())
     };
-    let cache = PackageCache::open_or_create(&options.cache_directory.join(crate::pkgcache::PACKAGE_CACHE_DIRECTORY))?;
+    let cache = PackageCache::open_or_create(
+        &options.cache_directory.join(crate::pkgcache::PACKAGE_CACHE_DIRECTORY),
+    )?;
     let work = WorkDirectory::create(&options.cache_directory)?;
 
     // The rpm database needs only the package files: record it on another thread while packages are

@@ -58,8 +58,9 @@ pub fn last_used(repository: &Path, branch: &str) -> io::Result<Option<SystemTim
 
 fn open_refs(repository: &Path) -> io::Result<OwnedFd> {
     let path = repository.join(LOCAL_REFS_DIRECTORY);
-    rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty())
-        .map_err(|error| io::Error::new(io::Error::from(error).kind(), format!("{}: {error}", path.display())))
+    rustix::fs::open(&path, OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY, Mode::empty()).map_err(
+        |error| io::Error::new(io::Error::from(error).kind(), format!("{}: {error}", path.display())),
+    )
 }
 
 fn timespec(time: SystemTime) -> Timespec {

@@ -142,7 +142,10 @@ impl Inventory {
         walker.walk(&downloads, &mut |path, metadata| {
             if metadata.is_file() && path.parent() == Some(downloads.as_path()) {
                 inventory.downloads.push(DownloadedFile {
-                    name: path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+                    name: path
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     path: path.to_path_buf(),
                     bytes: allocated(metadata),
                     links: metadata.nlink(),
@@ -170,7 +173,8 @@ impl Inventory {
 
     pub fn size(&self) -> CacheSize {
         CacheSize {
-            package_cache: self.repository_bytes + self.objects.iter().map(|object| object.bytes).sum::<u64>(),
+            package_cache: self.repository_bytes
+                + self.objects.iter().map(|object| object.bytes).sum::<u64>(),
             downloads: self.downloads.iter().map(|download| download.bytes).sum(),
             kept_tree: self.tree_own.values().map(|inode| inode.bytes).sum(),
         }
@@ -237,7 +241,8 @@ impl Walker<'_> {
         for entry in entries {
             let entry = entry.map_err(|error| io_error(directory, error))?;
             self.entries += 1;
-            if self.entries % ENTRIES_PER_CANCELLATION_CHECK == 0 && self.cancellation.is_cancelled() {
+            if self.entries.is_multiple_of(ENTRIES_PER_CANCELLATION_CHECK) && self.cancellation.is_cancelled()
+            {
                 return Err(GcError::Cancelled);
             }
             let path = entry.path();

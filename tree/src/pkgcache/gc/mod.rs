@@ -22,7 +22,7 @@ use common::blocking::Cancellation;
 use ostree::gio;
 use ostree::glib;
 
-use super::{PACKAGE_CACHE_DIRECTORY, PACKAGE_BRANCH_PREFIX, metadata_keys, usage};
+use super::{PACKAGE_BRANCH_PREFIX, PACKAGE_CACHE_DIRECTORY, metadata_keys, usage};
 use crate::workdir::{CacheLock, CacheLockError, TREE_DIRECTORY, WORK_DIRECTORY};
 use inventory::{DownloadedFile, Inventory, ObjectKind};
 use plan::{Accounting, Candidate, PlannedObject};
@@ -276,11 +276,19 @@ fn collect_locked(
         .iter()
         .filter_map(|package| Some((package.branch.as_str(), package.download.as_deref()?)))
         .collect();
-    let evicted_downloads: BTreeSet<&str> =
-        evicted.iter().filter_map(|package| download_of_branch.get(package.branch.as_str()).copied()).collect();
+    let evicted_downloads: BTreeSet<&str> = evicted
+        .iter()
+        .filter_map(|package| download_of_branch.get(package.branch.as_str()).copied())
+        .collect();
     let removal = sweep::Removal {
         branches: evicted.iter().map(|package| package.branch.as_str()).collect(),
-        objects: inventory.objects.iter().zip(&reachable).filter(|(_, kept)| !**kept).map(|(object, _)| object).collect(),
+        objects: inventory
+            .objects
+            .iter()
+            .zip(&reachable)
+            .filter(|(_, kept)| !**kept)
+            .map(|(object, _)| object)
+            .collect(),
         downloads: inventory
             .downloads
             .iter()
@@ -301,7 +309,11 @@ fn collect_locked(
         CacheSize {
             package_cache: size_before.package_cache - outcome.object_bytes_removed,
             downloads: size_before.downloads - outcome.download_bytes_removed,
-            kept_tree: if plan.drop_tree { 0 } else { size_before.kept_tree + outcome.object_bytes_left_in_tree },
+            kept_tree: if plan.drop_tree {
+                0
+            } else {
+                size_before.kept_tree + outcome.object_bytes_left_in_tree
+            },
         }
     } else {
         Inventory::take(cache_directory, cancellation)?.size()
@@ -389,7 +401,8 @@ fn read_refs(
     object_index: &HashMap<(&str, ObjectKind), usize>,
     cancellation: &Cancellation,
 ) -> Result<(Vec<CachedRef>, Vec<usize>), GcError> {
-    let refs = repository.list_refs(None, gio::Cancellable::NONE).map_err(|error| repository_error(path, error))?;
+    let refs =
+        repository.list_refs(None, gio::Cancellable::NONE).map_err(|error| repository_error(path, error))?;
     let mut refs: Vec<(String, String)> = refs.into_iter().collect();
     refs.sort();
     let mut packages = Vec::new();
@@ -412,7 +425,10 @@ fn read_refs(
             dictionary.lookup_value(key, None).and_then(|value| value.get::<String>())
         };
         let last_used = usage::last_used(path, &branch)
-            .map_err(|error| GcError::Io { path: usage::ref_path(path, &branch), message: error.to_string() })?
+            .map_err(|error| GcError::Io {
+                path: usage::ref_path(path, &branch),
+                message: error.to_string(),
+            })?
             .unwrap_or(SystemTime::UNIX_EPOCH);
         packages.push(CachedRef {
             nevra: string(metadata_keys::NEVRA).unwrap_or_else(|| branch.clone()),

@@ -373,7 +373,8 @@ mod tests {
 
     fn check(case: Case) {
         let plan = plan(&case.candidates, &case.accounting, case.max_size);
-        let evicted: Vec<&str> = plan.evict.iter().map(|index| case.candidates[*index].nevra.as_str()).collect();
+        let evicted: Vec<&str> =
+            plan.evict.iter().map(|index| case.candidates[*index].nevra.as_str()).collect();
         assert_eq!(evicted, case.evicted, "{}", case.name);
         assert_eq!(plan.drop_tree, case.drop_tree, "{}: tree dropped", case.name);
         assert_eq!(plan.size_after, case.size_after, "{}: size after", case.name);

@@ -215,7 +215,8 @@ fn check(cancellation: &Cancellation) -> Result<(), GcError> {
 pub(super) fn remove_leftovers(cache_directory: &Path) -> Result<(), GcError> {
     unlink::remove_tree(&cache_directory.join(WORK_DIRECTORY).join(DROPPED_TREE), &Cancellation::new())?;
     let temporary = cache_directory.join(PACKAGE_CACHE_DIRECTORY).join("tmp");
-    crate::pkgcache::objects::remove_abandoned_staging(&temporary).map_err(|error| io_error(&temporary, error))
+    crate::pkgcache::objects::remove_abandoned_staging(&temporary)
+        .map_err(|error| io_error(&temporary, error))
 }
 
 /// Removes the ref files of `branches` (a local branch is its file: ostree reads nothing else for it)

@@ -40,10 +40,10 @@ pub(super) fn unlink_all(
     std::thread::scope(|scope| {
         for _ in 0..REMOVAL_THREADS.min(relative.len()) {
             scope.spawn(|| {
-                let mut done = 0;
+                let mut done: usize = 0;
                 loop {
                     done += 1;
-                    if done % FILES_PER_CANCELLATION_CHECK == 0 && cancellation.is_cancelled() {
+                    if done.is_multiple_of(FILES_PER_CANCELLATION_CHECK) && cancellation.is_cancelled() {
                         return failed(GcError::Cancelled);
                     }
                     let Some(path) = relative.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
@@ -77,7 +77,8 @@ pub(super) fn remove_tree(path: &Path, cancellation: &Cancellation) -> Result<()
         for _ in 0..REMOVAL_THREADS.min(pieces.len()) {
             scope.spawn(|| {
                 while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = if cancellation.is_cancelled() { Err(GcError::Cancelled) } else { remove(piece) };
+                    let result =
+                        if cancellation.is_cancelled() { Err(GcError::Cancelled) } else { remove(piece) };
                     if let Err(error) = result {
                         failure.lock().unwrap_or_else(|poison| poison.into_inner()).get_or_insert(error);
                         return;
