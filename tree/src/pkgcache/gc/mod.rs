@@ -11,6 +11,7 @@
 
 mod inventory;
 mod plan;
+mod refs;
 mod sweep;
 mod unlink;
 
@@ -22,20 +23,16 @@ use common::blocking::Cancellation;
 use ostree::gio;
 use ostree::glib;
 
-use super::{PACKAGE_BRANCH_PREFIX, PACKAGE_CACHE_DIRECTORY, metadata_keys, usage};
+use super::PACKAGE_CACHE_DIRECTORY;
 use crate::workdir::{CacheLock, CacheLockError, TREE_DIRECTORY, WORK_DIRECTORY};
 use inventory::{DownloadedFile, Inventory, ObjectKind};
 use plan::{Accounting, Candidate, PlannedObject};
+use refs::{CachedRef, read_refs};
 
 /// Downloads of no cached package are left alone while this young: a compose downloads its packages
 /// before it takes the cache's lock and imports them, so one may be downloading them right now. (An hour
 /// is far longer than any download phase, and short against how long a worker keeps its cache.)
 const UNKNOWN_DOWNLOAD_GRACE: Duration = Duration::from_secs(60 * 60);
-
-/// Whole-repository traversal depth for refs that are not packages' (their history is kept, as
-/// `ostree prune --refs-only` keeps it); package commits have no parents.
-const ALL_PARENTS: i32 = -1;
-const NO_PARENTS: i32 = 0;
 
 /// What to collect.
 #[derive(Debug, Clone, Default)]
@@ -133,7 +130,7 @@ pub fn collect_garbage(
     options: &GcOptions,
     cancellation: &Cancellation,
 ) -> Result<GcReport, GcError> {
-    let started = Instant::now();
+    let started = (Instant::now(), SystemTime::now());
     let _lock = CacheLock::try_acquire(cache_directory)?;
     if !options.dry_run {
         sweep::remove_leftovers(cache_directory)?;
@@ -154,7 +151,7 @@ pub fn prune_if_over(
     keep: &BTreeSet<String>,
     cancellation: &Cancellation,
 ) -> Result<Option<GcReport>, GcError> {
-    let started = Instant::now();
+    let started = (Instant::now(), SystemTime::now());
     let _lock = CacheLock::try_acquire(cache_directory)?;
     let inventory = Inventory::take(cache_directory, cancellation)?;
     let size = inventory.size().total();
@@ -162,7 +159,7 @@ pub fn prune_if_over(
         tracing::debug!(
             size,
             max_size,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = started.0.elapsed().as_millis() as u64,
             "package cache within its maximum size"
         );
         return Ok(None);
@@ -172,25 +169,16 @@ pub fn prune_if_over(
     collect_locked(cache_directory, &options, inventory, started, cancellation).map(Some)
 }
 
-/// A package ref as garbage collection sees it.
-#[derive(Debug)]
-struct CachedRef {
-    branch: String,
-    nevra: String,
-    last_used: SystemTime,
-    download: Option<String>,
-    /// Indices into the inventory's objects; `None` when the commit could not be traversed.
-    objects: Option<Vec<usize>>,
-}
-
+/// Collects with the lock held and the inventory taken; `started` is when the caller began (a download
+/// used since then is left alone).
 fn collect_locked(
     cache_directory: &Path,
     options: &GcOptions,
     inventory: Inventory,
-    started: Instant,
+    started: (Instant, SystemTime),
     cancellation: &Cancellation,
 ) -> Result<GcReport, GcError> {
-    let now = SystemTime::now();
+    let now = started.1;
     let size_before = inventory.size();
     let repository_path = cache_directory.join(PACKAGE_CACHE_DIRECTORY);
     let repository = open_repository(&repository_path)?;
@@ -335,7 +323,7 @@ fn collect_locked(
         downloads_in_use: outcome.downloads_in_use,
         tree_dropped: plan.drop_tree,
         bytes_freed: outcome.bytes_freed,
-        elapsed: started.elapsed(),
+        elapsed: started.0.elapsed(),
     };
     log(&report);
     Ok(report)
@@ -392,78 +380,6 @@ fn open_repository(path: &Path) -> Result<Option<ostree::Repo>, GcError> {
 
 fn repository_error(path: &Path, error: glib::Error) -> GcError {
     GcError::Repository { path: path.to_path_buf(), message: error.to_string() }
-}
-
-/// The package refs, and the objects other refs reach (never evicted).
-fn read_refs(
-    repository: &ostree::Repo,
-    path: &Path,
-    object_index: &HashMap<(&str, ObjectKind), usize>,
-    cancellation: &Cancellation,
-) -> Result<(Vec<CachedRef>, Vec<usize>), GcError> {
-    let refs =
-        repository.list_refs(None, gio::Cancellable::NONE).map_err(|error| repository_error(path, error))?;
-    let mut refs: Vec<(String, String)> = refs.into_iter().collect();
-    refs.sort();
-    let mut packages = Vec::new();
-    let mut rooted = Vec::new();
-    for (branch, commit) in refs {
-        if cancellation.is_cancelled() {
-            return Err(GcError::Cancelled);
-        }
-        let is_package = branch.starts_with(PACKAGE_BRANCH_PREFIX);
-        let depth = if is_package { NO_PARENTS } else { ALL_PARENTS };
-        let objects = reached_objects(repository, &commit, depth, object_index);
-        if !is_package {
-            // Not ours to judge: a failure to read it stops everything rather than risk its objects.
-            rooted.extend(objects.map_err(|error| repository_error(path, error))?);
-            continue;
-        }
-        let metadata = repository.load_commit(&commit).ok().map(|(variant, _)| variant.child_value(0));
-        let string = |key: &str| {
-            let dictionary = glib::VariantDict::new(metadata.as_ref());
-            dictionary.lookup_value(key, None).and_then(|value| value.get::<String>())
-        };
-        let last_used = usage::last_used(path, &branch)
-            .map_err(|error| GcError::Io {
-                path: usage::ref_path(path, &branch),
-                message: error.to_string(),
-            })?
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        packages.push(CachedRef {
-            nevra: string(metadata_keys::NEVRA).unwrap_or_else(|| branch.clone()),
-            download: string(metadata_keys::REPODATA_CHECKSUM)
-                .and_then(|checksum| rpmmd::download::downloaded_file_name_of(&checksum)),
-            objects: objects.ok(),
-            branch,
-            last_used,
-        });
-    }
-    Ok((packages, rooted))
-}
-
-/// Everything `commit` reaches, its detached metadata included, as indices of the inventory's objects.
-/// An error when the commit or an object below it is missing.
-fn reached_objects(
-    repository: &ostree::Repo,
-    commit: &str,
-    depth: i32,
-    object_index: &HashMap<(&str, ObjectKind), usize>,
-) -> Result<Vec<usize>, glib::Error> {
-    let reached = repository.traverse_commit(commit, depth, gio::Cancellable::NONE)?;
-    let mut indices = Vec::with_capacity(reached.len() + 1);
-    for name in &reached {
-        let Some(kind) = ObjectKind::of(name.object_type()) else { continue };
-        if let Some(index) = object_index.get(&(name.checksum(), kind)) {
-            indices.push(*index);
-        }
-        if kind == ObjectKind::Commit
-            && let Some(index) = object_index.get(&(name.checksum(), ObjectKind::CommitMeta))
-        {
-            indices.push(*index);
-        }
-    }
-    Ok(indices)
 }
 
 /// Seconds since the epoch, for people and logs.
