@@ -159,7 +159,7 @@ fn gc_prints_what_it_would_do_and_what_it_did() {
     assert!(printed.contains(&format!("{BULK_PACKAGES} evicted, 3 kept as asked")), "{printed}");
     let commits = BULK_PACKAGES + 2;
     assert!(
-        printed.contains(&format!("{commits} of them unreferenced commits")),
+        printed.contains(&format!("{commits} of them commits")),
         "the evicted packages' and two composed trees': {printed}"
     );
     assert!(!bulk_ref(&cache, 0).exists());

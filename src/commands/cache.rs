@@ -102,7 +102,7 @@ fn print_report(cache_directory: &std::path::Path, report: &GcReport) {
         report.protected
     );
     println!(
-        "  objects    {} {would}removed ({}), {} of them unreferenced commits",
+        "  objects    {} {would}removed ({}), {} of them commits",
         report.objects_removed,
         human_bytes(report.object_bytes_removed),
         report.commits_removed
