@@ -123,8 +123,9 @@ pub enum GcError {
 }
 
 /// Collects garbage in the cache at `cache_directory` (the directory holding `pkgcache-repo`, `packages`
-/// and `work`). Blocking; fails with [`GcError::Lock`] at once while a compose uses the cache, and stops
-/// with [`GcError::Cancelled`] between steps once `cancellation` is raised.
+/// and `work`). Blocking (async callers go through `common::blocking::run_blocking_cancellable`); fails
+/// with [`GcError::Lock`] at once while a compose uses the cache, and stops with [`GcError::Cancelled`]
+/// between steps once `cancellation` is raised, leaving a usable cache.
 pub fn collect_garbage(
     cache_directory: &Path,
     options: &GcOptions,
@@ -139,8 +140,9 @@ pub fn collect_garbage(
     collect_locked(cache_directory, options, inventory, started, cancellation)
 }
 
-/// For a worker after each job: when the cache is larger than `max_size`, collects garbage as
-/// [`collect_garbage`] with `keep` and returns its report; else returns `None` having changed nothing.
+/// For a worker after each job (blocking, like [`collect_garbage`]): when the cache is larger than
+/// `max_size`, collects garbage as [`collect_garbage`] with `keep` and returns its report; else returns
+/// `None` having changed nothing.
 /// The check is one walk of the cache under its lock (`getdents` and `fstatat` of every object, download
 /// and kept-tree entry: 0.3 s for 51,500 objects, 500 downloads and a 25,000-file kept tree on this
 /// project's 2-core machine, see `tree/benches/cache_gc.rs`), cheap against a compose and with no
