@@ -32,6 +32,9 @@ enum Command {
     /// Chunked OCI images of ostree commits: encapsulate, verify, diff.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// The package cache: garbage collection.
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Lockfile(command) => commands::lockfile::run(command),
         Command::Compose(command) => commands::compose::run(command),
         Command::Image(command) => commands::image::run(command),
+        Command::Cache(command) => commands::cache::run(command),
     };
     match result {
         Ok(code) => code,

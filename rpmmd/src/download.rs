@@ -90,6 +90,30 @@ impl From<SignatureError> for DownloadError {
     }
 }
 
+/// Where downloaded packages live in the cache directory, each named by [`downloaded_file_name`].
+pub const DOWNLOADED_PACKAGES_DIRECTORY: &str = "packages";
+
+/// The name of a downloaded package in [`DOWNLOADED_PACKAGES_DIRECTORY`]: its repository checksum,
+/// `sha256-<hex>.rpm`.
+pub fn downloaded_file_name(checksum: &Checksum) -> String {
+    format!("{}-{}.rpm", checksum.algorithm.name(), checksum.hex)
+}
+
+/// [`downloaded_file_name`] of a checksum as the repository metadata writes it (`sha256:<hex>`), if it
+/// is one.
+pub fn downloaded_file_name_of(checksum_text: &str) -> Option<String> {
+    let (algorithm, hex) = checksum_text.split_once(':')?;
+    Checksum::new(algorithm, hex).ok().map(|checksum| downloaded_file_name(&checksum))
+}
+
+/// Marks a downloaded package as used now (its modification time), so that garbage collection of the
+/// cache removes the least recently used downloads first. Downloads are verified before they get their
+/// name and never change afterwards, so their times mean nothing else.
+fn record_use(path: &Path) -> std::io::Result<()> {
+    let now = std::time::SystemTime::now();
+    std::fs::File::open(path)?.set_times(std::fs::FileTimes::new().set_accessed(now).set_modified(now))
+}
+
 /// One package to fetch, with everything checked up front.
 struct Job<'a> {
     index: usize,
@@ -229,11 +253,11 @@ async fn fetch_package(fetcher: &Fetcher, job: Job<'_>) -> Result<(PathBuf, Pack
         verify_in_place(package, &path, &job.checksum, job.verified_files).await?;
         (path, PackageSource::LocalFile)
     } else {
-        let destination = fetcher.options().cache_directory.join("packages").join(format!(
-            "{}-{}.rpm",
-            job.checksum.algorithm.name(),
-            job.checksum.hex
-        ));
+        let destination = fetcher
+            .options()
+            .cache_directory
+            .join(DOWNLOADED_PACKAGES_DIRECTORY)
+            .join(downloaded_file_name(&job.checksum));
         let cached = tokio::fs::try_exists(&destination).await.unwrap_or(false);
         let size = Some(package.download_size).filter(|size| *size > 0);
         fetcher
@@ -246,6 +270,15 @@ async fn fetch_package(fetcher: &Fetcher, job: Job<'_>) -> Result<(PathBuf, Pack
             )
             .await
             .map_err(|source| DownloadError::Fetch { package: package.nevra(), source })?;
+        if cached {
+            let used = destination.clone();
+            if let Err(error) =
+                run_blocking("recording the use of a downloaded package", move |_| record_use(&used)).await?
+            {
+                // Advisory: garbage collection of the cache would only remove the file a little early.
+                tracing::warn!(path = %destination.display(), %error, "could not record the use of a downloaded package");
+            }
+        }
         (destination, if cached { PackageSource::Cached } else { PackageSource::Downloaded })
     };
     if let Some(keys) = job.keys {

@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into library calls and output.
 
 pub mod arguments;
+pub mod cache;
 pub mod compose;
 pub mod image;
 pub mod lockfile;

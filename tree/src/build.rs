@@ -96,6 +96,8 @@ pub struct BuiltCommit {
 pub enum BuildError {
     #[error(transparent)]
     PackageCache(#[from] crate::pkgcache::PackageCacheError),
+    #[error(transparent)]
+    CacheLock(#[from] crate::workdir::CacheLockError),
     #[error("assembling the tree")]
     Assemble(#[from] assemble::AssembleError),
     #[error(transparent)]
@@ -198,7 +200,9 @@ pub fn build_commit(
         progress(BuildEvent::PhaseStarted(phase));
         Ok(())
     };
-    let cache = PackageCache::open_or_create(&options.cache_directory.join("pkgcache-repo"))?;
+    let cache = PackageCache::open_or_create(
+        &options.cache_directory.join(crate::pkgcache::PACKAGE_CACHE_DIRECTORY),
+    )?;
     let work = WorkDirectory::create(&options.cache_directory)?;
 
     // The rpm database needs only the package files: record it on another thread while packages are

@@ -25,3 +25,4 @@ pub use build::{
     commit_information, open_target_repository, previous_commit,
 };
 pub use metadata::{CommitInformation, ListedPackage, read_commit_information};
+pub use workdir::{CacheLock, CacheLockError};

@@ -1,14 +1,17 @@
 //! The scratch space of composes: the tree in `CACHE/work/tree` (kept between composes, so that the next
 //! one reuses what did not change, see `assemble::reuse`) and `CACHE/work/compose-PID/{mount,rpmdb}`, all
-//! on the package cache's file system (the tree hardlinks cached objects). One compose per cache at a
-//! time (an exclusive lock on `CACHE/work/lock`); whatever a killed run left behind (a FUSE mount, its
-//! scratch directory) is cleared by the next one before it starts, and a tree in any state is corrected
-//! by the next checkout.
+//! on the package cache's file system (the tree hardlinks cached objects). One compose (or garbage
+//! collection of the package cache) per cache at a time: an exclusive lock on `CACHE/work/lock`, see
+//! [`CacheLock`]; whatever a killed run left behind (a FUSE mount, its scratch directory) is cleared by
+//! the next one before it starts, and a tree in any state is corrected by the next checkout.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::build::BuildError;
+
+/// The cache's scratch directory, beside the package cache.
+pub(crate) const WORK_DIRECTORY: &str = "work";
 
 /// The mode of `/` in every composed tree.
 const ROOT_DIRECTORY_MODE: u32 = 0o755;
@@ -18,14 +21,57 @@ const WORK_DIRECTORY_MODE: u32 = 0o700;
 
 /// The lock file and the kept tree, the only entries of `CACHE/work` that outlive a compose.
 const LOCK_FILE: &str = "lock";
-const TREE_DIRECTORY: &str = "tree";
+pub(crate) const TREE_DIRECTORY: &str = "tree";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheLockError {
+    #[error(
+        "{path}: a compose or a garbage collection is using this cache directory (it holds the lock); \
+         try again when it has finished"
+    )]
+    Busy { path: PathBuf },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+}
+
+/// The exclusive lock on a cache directory (`CACHE/work/lock`), held by a compose from before it touches
+/// the package cache until it has published, and by garbage collection while it runs; released when
+/// dropped (or when the process dies: it is an `flock`).
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
+}
+
+impl CacheLock {
+    /// Takes the lock without waiting: [`CacheLockError::Busy`] while someone else holds it. Creates
+    /// `CACHE/work` (private to the composing user) if needed.
+    pub fn try_acquire(cache_directory: &Path) -> Result<CacheLock, CacheLockError> {
+        let io = |path: &Path, error: std::io::Error| CacheLockError::Io {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        };
+        let base = cache_directory.join(WORK_DIRECTORY);
+        std::fs::create_dir_all(&base).map_err(|error| io(&base, error))?;
+        // The kept tree holds set-user-ID programs and private files of the composed system between
+        // composes: no other user may reach it.
+        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(WORK_DIRECTORY_MODE))
+            .map_err(|error| io(&base, error))?;
+        let lock_path = base.join(LOCK_FILE);
+        let file = File::create(&lock_path).map_err(|error| io(&lock_path, error))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(CacheLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(CacheLockError::Busy { path: lock_path }),
+            Err(error) => Err(io(&lock_path, error.into())),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct WorkDirectory {
     tree: PathBuf,
     directory: PathBuf,
-    /// Holds the exclusive lock for as long as the compose runs.
-    _lock: File,
+    /// Held for as long as the compose runs.
+    _lock: CacheLock,
 }
 
 fn io_error(path: &Path, error: impl std::fmt::Display) -> BuildError {
@@ -34,16 +80,8 @@ fn io_error(path: &Path, error: impl std::fmt::Display) -> BuildError {
 
 impl WorkDirectory {
     pub fn create(cache_directory: &Path) -> Result<WorkDirectory, BuildError> {
-        let base = cache_directory.join("work");
-        std::fs::create_dir_all(&base).map_err(|error| io_error(&base, error))?;
-        // The kept tree holds set-user-ID programs and private files of the composed system between
-        // composes: no other user may reach it.
-        std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(WORK_DIRECTORY_MODE))
-            .map_err(|error| io_error(&base, error))?;
-        let lock_path = base.join(LOCK_FILE);
-        let lock = File::create(&lock_path).map_err(|error| io_error(&lock_path, error))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|_| io_error(&lock_path, "another compose is using this cache directory (locked)"))?;
+        let lock = CacheLock::try_acquire(cache_directory)?;
+        let base = cache_directory.join(WORK_DIRECTORY);
         for mountpoint in crate::sandbox::cleanup_stale_mounts(&base)? {
             tracing::info!(path = %mountpoint.display(), "unmounted what an interrupted compose left mounted");
         }

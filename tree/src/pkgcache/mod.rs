@@ -5,11 +5,16 @@
 //! Imports run on several threads, each with its own handle on the repository, inside one transaction:
 //! objects are written in parallel, branches become visible only when the transaction commits, and a run
 //! killed half-way leaves at most unreferenced objects that the next run reuses.
+//!
+//! Every compose records when it used each package ([`usage`]), and garbage collection ([`gc`]) evicts
+//! the least recently used ones when the cache grows past a maximum.
 
+pub mod gc;
 pub mod import;
 pub mod manifest;
 pub mod objects;
 pub mod payload;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -23,6 +28,12 @@ use common::blocking::Cancellation;
 pub use import::{ImportError, ImportedPackage};
 pub use manifest::ManifestEntry;
 use rpmmd::resolve::ResolvedPackage;
+
+/// The package cache's repository in a cache directory.
+pub const PACKAGE_CACHE_DIRECTORY: &str = "pkgcache-repo";
+
+/// Every cached package's branch starts so (rpm-ostree's layout).
+pub const PACKAGE_BRANCH_PREFIX: &str = "rpmostree/pkg/";
 
 /// rpm-ostree's unpack version: 1 = files imported as they are in the payload.
 pub const UNPACK_VERSION: u32 = 1;
@@ -68,7 +79,7 @@ impl PackageIdentity {
 
     pub fn branch(&self) -> String {
         format!(
-            "rpmostree/pkg/{}/{}",
+            "{PACKAGE_BRANCH_PREFIX}{}/{}",
             escape_branch_component(&self.name),
             escape_branch_component(&self.evra)
         )
@@ -262,12 +273,21 @@ impl PackageCache {
                 })?);
             }
         }
+        let recording = std::time::Instant::now();
+        let branches: Vec<String> = packages.iter().map(|(identity, _)| identity.branch()).collect();
+        // Advisory: garbage collection would only evict these packages a little early.
+        if let Err(error) =
+            usage::record_use(&self.path, branches.iter().map(String::as_str), std::time::SystemTime::now())
+        {
+            tracing::warn!(%error, "could not record the use of cached packages");
+        }
         tracing::info!(
             cache_hits = summary.cache_hits,
             imported = summary.imported,
             objects_written = summary.objects_written,
             bytes_written = summary.bytes_written,
             lookup_ms = looked_up.as_millis() as u64,
+            usage_recorded_us = recording.elapsed().as_micros() as u64,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "package cache ready"
         );

@@ -330,7 +330,7 @@ fn open_directory(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Staging directories that no live run holds locked: left by a run that was killed.
-fn remove_abandoned_staging(temporary: &Path) -> io::Result<()> {
+pub(crate) fn remove_abandoned_staging(temporary: &Path) -> io::Result<()> {
     let entries = match std::fs::read_dir(temporary) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
