@@ -2,6 +2,7 @@
 //! (file, line, column, key) and reported at once. Secrets are never in the file; it names files or
 //! environment variables holding them ([`SecretSource`]).
 
+mod database;
 mod git_section;
 mod problem;
 mod reader;
