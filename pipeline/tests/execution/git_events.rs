@@ -28,12 +28,17 @@ async fn force_pushes_deleted_branches_and_a_remote_that_is_down_show_on_the_str
         .force_push(STREAM, &[("README.md", TestFile::text("rewritten\n"))], "Rewrite history")
         .unwrap();
     service.fetch_now.notify_one();
-    let stream = stream_where(&service, "the force-push", |stream| {
+    stream_where(&service, "the force-push", |stream| {
         stream.last_event.as_deref().is_some_and(|event| event.starts_with("force-pushed from"))
+            && stream.head_commit.as_deref() == Some(rewritten.as_str())
     })
     .await;
-    assert_eq!(stream.head_commit.as_deref(), Some(rewritten.as_str()));
-    let builds = service.store.builds_of_commit(STREAM, &rewritten).await.unwrap();
+    let builds = service
+        .wait_for("the compose of the rewritten head", || async {
+            let builds = service.store.builds_of_commit(STREAM, &rewritten).await.unwrap();
+            (!builds.is_empty()).then_some(builds)
+        })
+        .await;
     assert_eq!(builds.len(), 1, "the queued compose moved to the rewritten head");
     assert!(service.store.builds_of_commit(STREAM, &first).await.unwrap().is_empty());
 
