@@ -182,8 +182,8 @@ async fn previous_build(
     }
 }
 
-/// Encapsulates `commit` and delivers it to `output` (the version tag first when asked, the target's tag
-/// last). Returns the image and the tags written.
+/// Encapsulates `commit` and delivers it to `output` (the version tag first when asked, then the
+/// additional tags, the target's tag last). Returns the image and the tags written.
 #[allow(clippy::too_many_arguments)]
 async fn write_image(
     repo: &Path,
@@ -237,11 +237,19 @@ async fn write_image(
     if output.tag_version
         && let Some(version) = &version
     {
-        match version_destination(&target, version) {
+        match tag_destination(&target, version) {
             Some(destination) => destinations.push((destination, version.clone())),
             None => {
                 clock.warn(format!("version {version:?} is not a valid tag; the image is not tagged with it"))
             }
+        }
+    }
+    for additional in output.additional_tags.iter().filter(|additional| **additional != tag) {
+        match tag_destination(&target, additional) {
+            Some(destination) => destinations.push((destination, additional.clone())),
+            None => clock.warn(format!(
+                "{additional:?} is not a valid tag, or {target} holds one image; the image is not tagged with it"
+            )),
         }
     }
     destinations.push((target.clone(), tag.clone()));
@@ -297,19 +305,20 @@ async fn write_image(
     ))
 }
 
-/// Where the version tag goes: the target's repository (registry or OCI directory) with `version` as its
-/// tag; `None` for archives (one archive, one image) and for versions that are not valid tags.
-fn version_destination(target: &ImageTarget, version: &str) -> Option<ImageTarget> {
-    if !is_valid_tag(version) {
+/// Where another tag of the image goes (its version, or an additional tag): the target's repository
+/// (registry or OCI directory) with `tag`; `None` for archives (one archive, one image) and for text that
+/// is not a valid tag.
+fn tag_destination(target: &ImageTarget, tag: &str) -> Option<ImageTarget> {
+    if !is_valid_tag(tag) {
         return None;
     }
     match target {
         ImageTarget::Directory { path, .. } => {
-            Some(ImageTarget::Directory { path: path.clone(), tag: Some(version.to_string()) })
+            Some(ImageTarget::Directory { path: path.clone(), tag: Some(tag.to_string()) })
         }
         ImageTarget::Registry(reference) => {
             let mut reference = reference.clone();
-            reference.tag = Some(version.to_string());
+            reference.tag = Some(tag.to_string());
             reference.digest = None;
             Some(ImageTarget::Registry(reference))
         }

@@ -97,6 +97,9 @@ pub struct ImageOutput {
     /// Also tag the image with its version (`org.opencontainers.image.version`) in the target's
     /// repository, before the target's own tag moves (registries and OCI directories).
     pub tag_version: bool,
+    /// More tags in the target's repository, moved in order after the version tag and before the
+    /// target's own tag (which always moves last).
+    pub additional_tags: Vec<String>,
     pub registry: RegistryOptions,
 }
 
@@ -109,6 +112,7 @@ impl ImageOutput {
             labels: BTreeMap::new(),
             compression: Compression::Gzip,
             tag_version: false,
+            additional_tags: Vec::new(),
             registry: RegistryOptions::default(),
         }
     }

@@ -107,12 +107,13 @@ fn compose_tree_reports_its_phases_and_says_composed_then_unchanged() {
 }
 
 #[test]
-fn compose_image_writes_the_image_with_its_version_tag_then_finds_it_unchanged() {
+fn compose_image_writes_the_image_with_its_version_and_additional_tags_then_finds_it_unchanged() {
     let repository = repository_with(&[]);
     let workspace = Workspace::new(&repository.url(), None);
     let layout = workspace.directory.path().join("images");
     let mut output = ImageOutput::new(format!("oci:{}:testing", layout.display()));
     output.tag_version = true;
+    output.additional_tags = vec!["candidate".to_string()];
     let request = ImageRequest { tree: workspace.request(), output };
     std::fs::write(&request.tree.treefile, treefile(&[], "")).unwrap();
     let recorded = Recorded::default();
@@ -128,8 +129,8 @@ fn compose_image_writes_the_image_with_its_version_tag_then_finds_it_unchanged()
     assert_eq!(written.image.version.as_deref(), Some(version.as_str()));
     assert_eq!(
         written.tags,
-        [version.clone(), "testing".to_string()],
-        "the version tag first, the target's last"
+        [version.clone(), "candidate".to_string(), "testing".to_string()],
+        "the version tag first, then the additional tags, the target's last"
     );
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -144,10 +145,10 @@ fn compose_image_writes_the_image_with_its_version_tag_then_finds_it_unchanged()
             )
         })
         .collect();
-    assert_eq!(tagged.len(), 2, "{tagged:?}");
+    assert_eq!(tagged.len(), 3, "{tagged:?}");
     assert!(
         tagged.iter().all(|(_, digest)| *digest == written.image.digest),
-        "both tags name the image: {tagged:?}"
+        "every tag names the image: {tagged:?}"
     );
     let events = recorded.take();
     let started = phases(&events);

@@ -10,7 +10,10 @@
 //!   cancellation, a reaper, and a wake-up that needs no polling.
 //! - [`leadership`]: which process runs the scheduler (a PostgreSQL advisory lock, or a lock file next
 //!   to a SQLite database).
-//! - [`jobs`]: the compose and join jobs: payloads, results, and requesting the composes of a commit.
+//! - [`jobs`]: the compose and join jobs: payloads, results, requesting the composes of a commit, the
+//!   job bodies, and recording what workers report.
+//! - [`worker`]: the worker runtime (embedded workers on the queue, remote ones over the worker
+//!   protocol); [`scheduler`]: git polling, compose requests and the reaper, in the leading process.
 //! - [`clock`]: where times come from (milliseconds since the Unix epoch, always supplied by Rust).
 
 #[macro_use]
@@ -24,11 +27,14 @@ pub mod jobs;
 pub mod leadership;
 pub mod queue;
 mod random;
+pub mod scheduler;
 pub mod secret;
 pub mod store;
 pub mod webhook;
+pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use leadership::{Leadership, LeadershipError, SchedulerLease};
 pub use queue::{Queue, QueueOptions};
+pub use scheduler::Scheduler;
 pub use store::{Store, StoreError};

@@ -217,6 +217,7 @@ impl ImageOutputArgs {
             labels: self.labels.iter().cloned().collect(),
             compression: self.compression,
             tag_version: self.tag_version,
+            additional_tags: Vec::new(),
             registry: self.registry.options(),
         }
     }

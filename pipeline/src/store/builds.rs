@@ -343,6 +343,40 @@ impl Store {
         row.map(|row| self.build_from_row(row)).transpose()
     }
 
+    /// The newest good build (as [`Store::last_good_build`]) of a stream and arch that is older than build
+    /// `before`: what build `before` plans its layers against, diffs its packages with and stops early on.
+    /// The claim and the completion of a compose both ask this, so they agree on it.
+    pub async fn previous_good_build(
+        &self,
+        stream: &str,
+        arch: &str,
+        before: i64,
+    ) -> Result<Option<Build>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            build_columns!(),
+            " FROM builds WHERE stream = $1 AND arch = $2 AND status IN ('succeeded', 'unchanged') \
+             AND image_reference IS NOT NULL AND id < $3 ORDER BY id DESC LIMIT 1"
+        );
+        let row = dispatch!(self, read, |pool, dialect| {
+            sqlx::query_as::<_, BuildRow>(SQL).bind(stream).bind(arch).bind(before).fetch_optional(pool).await
+        })
+        .map_err(|source| {
+            self.failed(format!("reading the build before {before} of stream {stream} ({arch})"), source)
+        })?;
+        row.map(|row| self.build_from_row(row)).transpose()
+    }
+
+    /// The newest build a job runs (a compose job has one; other jobs none).
+    pub async fn build_of_job(&self, job_id: i64) -> Result<Option<BuildSummary>, StoreError> {
+        const SQL: &str =
+            concat!("SELECT ", summary_columns!(), " FROM builds WHERE job_id = $1 ORDER BY id DESC LIMIT 1");
+        dispatch!(self, read, |pool, dialect| {
+            sqlx::query_as::<_, BuildSummary>(SQL).bind(job_id).fetch_optional(pool).await
+        })
+        .map_err(|source| self.failed(format!("reading the build of job {job_id}"), source))
+    }
+
     /// Every build of one commit of a stream (all arches, all attempts), newest first: what a join job
     /// looks at before making an image index.
     pub async fn builds_of_commit(
