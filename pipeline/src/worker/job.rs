@@ -44,14 +44,15 @@ impl Ending {
     }
 }
 
-/// Runs one claimed job to its end.
+/// Runs one claimed job to its end; returns the stream and the packages of a compose that succeeded
+/// (what the package cache must keep).
 pub(super) async fn run_job<S: JobSource>(
     source: &Arc<S>,
     settings: &WorkerSettings,
     registration: &Registration,
     assignment: Assignment,
     shutdown: &Cancellation,
-) {
+) -> Option<(String, Vec<String>)> {
     let job = &assignment.job;
     let lease = assignment.lease.clone();
     let started = Instant::now();
@@ -109,6 +110,7 @@ pub(super) async fn run_job<S: JobSource>(
     if let Err(JobError::Failed { chain, .. }) = &result {
         tracing::warn!(job.id = job.id, build.id = job.build_id, stream = job.stream.as_deref(), error = %chain, "the job failed");
     }
+    let composed = composed_packages(job, &result);
     // Every sender of the job's log goes with the context; the reporter sends the rest and ends.
     drop(context);
     let _ = reporter.await;
@@ -126,6 +128,21 @@ pub(super) async fn run_job<S: JobSource>(
         outcome = ending.name(),
         "job ended"
     );
+    composed
+}
+
+/// The stream and packages of a compose job that composed (an unchanged one reports none: the image it
+/// found has the packages of the compose before).
+fn composed_packages(
+    job: &crate::jobs::AssignedJob,
+    result: &Result<serde_json::Value, JobError>,
+) -> Option<(String, Vec<String>)> {
+    if job.kind != COMPOSE_KIND {
+        return None;
+    }
+    let result: crate::jobs::ComposeResult = serde_json::from_value(result.as_ref().ok()?.clone()).ok()?;
+    let stream = job.stream.clone()?;
+    (!result.packages.is_empty()).then_some((stream, result.packages))
 }
 
 /// The inputs, then the body of the job's kind; the result as the protocol reports it.

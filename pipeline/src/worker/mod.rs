@@ -71,6 +71,8 @@ impl Worker {
         let worker_id = registration.worker_id.clone();
         tracing::info!(worker = %worker_id, name = %settings.identity.name, arches = ?settings.identity.arches, "worker started");
         let mut delay = RETRY_DELAY;
+        // The packages of each stream's last image this worker composed: pruning keeps them.
+        let mut current_packages: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         while !shutdown.is_cancelled() {
             let claimed = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -80,8 +82,13 @@ impl Worker {
                 Ok(None) => delay = RETRY_DELAY,
                 Ok(Some(assignment)) => {
                     delay = RETRY_DELAY;
-                    job::run_job(&source, &settings, &registration, assignment, &shutdown).await;
-                    prune_cache(&settings.cache_directory, settings.cache_max_size).await;
+                    let composed =
+                        job::run_job(&source, &settings, &registration, assignment, &shutdown).await;
+                    if let Some((stream, packages)) = composed {
+                        current_packages.insert(stream, packages);
+                    }
+                    let keep = current_packages.values().flatten().cloned().collect();
+                    prune_cache(&settings.cache_directory, settings.cache_max_size, keep).await;
                 }
                 Err(error) => {
                     tracing::warn!(worker = %worker_id, error = %error, "claiming a job failed; trying again");
