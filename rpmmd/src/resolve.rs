@@ -1,5 +1,6 @@
 //! Depsolving a flattened treefile: its repositories' metadata into a libsolv pool, lockfile
-//! enforcement as rpm-ostree does it, then the ordered package set the later compose stages consume.
+//! enforcement as rpm-ostree does it, then the ordered package set the later compose stages consume;
+//! a request whose inputs are unchanged is answered from the resolution cache instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,7 +13,9 @@ use crate::checksum::Checksum;
 use crate::fetch::{FetchError, FetchedRepository, Fetcher, join_url};
 use crate::lock_rules::Constraints;
 use crate::repo_file::{RepoFileError, RepoVariables, read_repo_directory, select_repositories};
+use crate::resolution_cache::{KeyInputs, ResolutionCache};
 use crate::solver_pool::{FileOwnerSource, RepositoryInput, load_pool, solve_pool};
+use common::blocking::run_blocking;
 
 /// How lockfiles constrain the solution.
 #[derive(Debug, Clone, Default)]
@@ -179,12 +182,49 @@ pub fn treefile_repositories(
     Ok((select_repositories(&definitions, &wanted, &directory)?, lockfile_repos))
 }
 
-/// Fetches metadata and depsolves the treefile's packages.
+/// Whether a resolve may answer from the resolution cache ([`crate::resolution_cache`]) and add to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResolutionCacheMode {
+    /// Answer from the cache when every input is unchanged; store what was solved.
+    #[default]
+    Enabled,
+    /// Solve, and neither read nor write the cache.
+    Bypassed,
+}
+
+/// Where a resolution came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolutionOrigin {
+    /// Depsolved by this call.
+    Solved,
+    /// Read from the resolution cache: the same inputs were solved before.
+    Cached,
+}
+
+/// A resolution and where it came from.
+#[derive(Debug, Clone)]
+pub struct ResolveOutcome {
+    pub resolution: Resolution,
+    pub origin: ResolutionOrigin,
+}
+
+/// Fetches metadata and depsolves the treefile's packages, answering from the resolution cache when
+/// nothing that decides the result changed.
 pub async fn resolve(
     fetcher: &Fetcher,
     flattened: &Flattened,
     lock: &LockSettings,
 ) -> Result<Resolution, ResolveError> {
+    Ok(resolve_with(fetcher, flattened, lock, ResolutionCacheMode::Enabled).await?.resolution)
+}
+
+/// [`resolve`], with the resolution cache used as `cache_mode` says, telling where the result came from.
+pub async fn resolve_with(
+    fetcher: &Fetcher,
+    flattened: &Flattened,
+    lock: &LockSettings,
+    cache_mode: ResolutionCacheMode,
+) -> Result<ResolveOutcome, ResolveError> {
     let treefile = &flattened.treefile;
     let arch = treefile.basearch.clone().unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let (definitions, lockfile_repos) = treefile_repositories(flattened)?;
@@ -209,7 +249,37 @@ pub async fn resolve(
     };
     let constraints = Constraints { lock: lock.clone(), lockfile_repos, excluded_names };
 
-    solve_repositories(fetcher, arch, &repositories, request, constraints).await
+    // The cache is asked once every repomd.xml is read, before any other metadata is looked at.
+    let cache = match cache_mode {
+        ResolutionCacheMode::Enabled => {
+            let inputs = KeyInputs {
+                arch: &arch,
+                repositories: &repositories,
+                request: &request,
+                constraints: &constraints,
+            };
+            Some((ResolutionCache::new(&fetcher.options().cache_directory), inputs.key()))
+        }
+        ResolutionCacheMode::Bypassed => None,
+    };
+    if let Some((cache, key)) = cache.clone() {
+        let cached = run_blocking("reading the resolution cache", move |_| cache.load(&key)).await?;
+        if let Some(resolution) = cached {
+            return Ok(ResolveOutcome { resolution, origin: ResolutionOrigin::Cached });
+        }
+    }
+    let resolution = solve_repositories(fetcher, arch, &repositories, request, constraints).await?;
+    let resolution = match cache {
+        Some((cache, key)) => {
+            run_blocking("writing the resolution cache", move |_| {
+                cache.store(&key, &resolution);
+                resolution
+            })
+            .await?
+        }
+        None => resolution,
+    };
+    Ok(ResolveOutcome { resolution, origin: ResolutionOrigin::Solved })
 }
 
 /// Loads the repositories' metadata into a pool (from `.solv` caches where present) and solves.
