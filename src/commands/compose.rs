@@ -11,7 +11,7 @@ use common::blocking::Cancellation;
 use compose::{ComposeError, ComposeInputs, ImageOutcome, ImageRequest, TreeOutcome, package_diff};
 use rpmmd::fetch::{FetchOptions, Fetcher};
 use rpmmd::lock_update::DiffReport;
-use rpmmd::resolve::resolve;
+use rpmmd::resolve::resolve_with;
 use treefiles::lockfile::write_atomically;
 
 use super::arguments::{CacheArgs, ComposeInputArgs, ImageOutputArgs, LockfileArgs, TreefileArgs};
@@ -120,8 +120,9 @@ fn run_resolve(
     }
     let fetcher = Fetcher::new(FetchOptions::new(cache.directory())).context("setting up downloads")?;
     let resolution = runtime()?
-        .block_on(resolve(&fetcher, &inputs.flattened, &inputs.lock))
-        .with_context(|| format!("resolving {}", treefile.treefile.display()))?;
+        .block_on(resolve_with(&fetcher, &inputs.flattened, &inputs.lock, cache.resolution_cache()))
+        .with_context(|| format!("resolving {}", treefile.treefile.display()))?
+        .resolution;
     let inputhash = rpmmd::inputhash::input_hash(&inputs.flattened, &resolution, |path| std::fs::read(path))
         .context("computing the input hash")?;
     for warning in &resolution.warnings {
