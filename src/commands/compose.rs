@@ -79,6 +79,12 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// The runtime of `compose resolve`: one thread, as a resolve waits for little but files and the
+/// blocking pool (where the solving runs), so no worker threads are started and stopped.
+fn resolve_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
 pub fn run(command: ComposeCommand) -> anyhow::Result<ExitCode> {
     match command {
         ComposeCommand::Tree(arguments) => run_tree(*arguments),
@@ -119,10 +125,13 @@ fn run_resolve(
         eprintln!("{warning}");
     }
     let fetcher = Fetcher::new(FetchOptions::new(cache.directory())).context("setting up downloads")?;
-    let resolution = runtime()?
-        .block_on(resolve_with(&fetcher, &inputs.flattened, &inputs.lock, cache.resolution_cache()))
-        .with_context(|| format!("resolving {}", treefile.treefile.display()))?
-        .resolution;
+    let runtime = resolve_runtime()?;
+    let resolved =
+        runtime.block_on(resolve_with(&fetcher, &inputs.flattened, &inputs.lock, cache.resolution_cache()));
+    // Nothing runs on the runtime any more; its idle blocking threads need not be waited for.
+    runtime.shutdown_background();
+    let resolution =
+        resolved.with_context(|| format!("resolving {}", treefile.treefile.display()))?.resolution;
     let inputhash = rpmmd::inputhash::input_hash(&inputs.flattened, &resolution, |path| std::fs::read(path))
         .context("computing the input hash")?;
     for warning in &resolution.warnings {
