@@ -102,9 +102,13 @@ corpus:
 		$(CORPUS_TOOL) build --cache $(CORPUS_DIR)/cache --out $(CORPUS_DIR)/gen$$generation --generation $$generation || exit 1; \
 	done
 
+# The release binary the resolve benchmark runs as a whole process (CARGO_TARGET_DIR is honoured).
+ARBOR_RELEASE := $(or $(CARGO_TARGET_DIR),target)/release/arbor
+
 bench: deps corpus
 	$(CARGO) bench -p treefiles --bench render
-	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p rpmmd --bench resolve
+	$(CARGO) build --release --bin arbor
+	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) ARBOR_BIN=$(abspath $(ARBOR_RELEASE)) $(CARGO) bench -p rpmmd --bench resolve
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench compose
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p image --bench chunking
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench image

@@ -247,6 +247,51 @@ fn compose_resolve_and_lockfile_update() {
 }
 
 #[test]
+fn a_cached_resolution_prints_the_same_bytes_as_a_fresh_one() {
+    use arbor_testsupport::RpmSpec;
+    let directory = tempfile::tempdir().unwrap();
+    let manifest = make_tree(
+        directory.path(),
+        &[
+            RpmSpec::new("app", "1.0", "1").arch("x86_64").requires("libapp").license("MIT"),
+            RpmSpec::new("libapp", "1.0", "1").arch("x86_64").source_rpm("app-1.0-1.src.rpm"),
+        ],
+    );
+    let cache = directory.path().join("cache");
+    let resolve = |extra: &[&str]| {
+        let mut arguments = vec![
+            "--log",
+            "info",
+            "compose",
+            "resolve",
+            manifest.to_str().unwrap(),
+            "--arch",
+            "x86_64",
+            "--cachedir",
+            cache.to_str().unwrap(),
+        ];
+        arguments.extend_from_slice(extra);
+        let output = arbor(&arguments);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let log = stderr(&output);
+        (output.stdout, log)
+    };
+    let (fresh_json, log) = resolve(&["--no-resolution-cache", "--json"]);
+    assert!(!log.contains("resolution cache"), "bypassed: {log}");
+    let (fresh_table, _) = resolve(&["--no-resolution-cache"]);
+    let (solved_json, log) = resolve(&["--json"]);
+    assert!(!log.contains("resolution cache hit"), "nothing was stored while bypassed: {log}");
+    let (cached_json, log) = resolve(&["--json"]);
+    assert!(log.contains("resolution cache hit"), "the unchanged request is answered from the cache: {log}");
+    let (cached_table, log) = resolve(&[]);
+    assert!(log.contains("resolution cache hit"), "{log}");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert_eq!(text(&solved_json), text(&fresh_json));
+    assert_eq!(text(&cached_json), text(&fresh_json));
+    assert_eq!(text(&cached_table), text(&fresh_table));
+}
+
+#[test]
 fn compose_resolve_explains_problems() {
     use arbor_testsupport::RpmSpec;
     let directory = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use image::compress::Compression;
 use image::encapsulate::DEFAULT_MAX_LAYERS;
 use image::registry::RegistryOptions;
+use rpmmd::resolve::ResolutionCacheMode;
 use treefiles::Variable;
 
 /// Which lockfiles constrain depsolving.
@@ -40,6 +41,8 @@ pub struct TreeRequest {
     pub repo: PathBuf,
     /// Compose even if the input hash equals the previous commit's.
     pub force: bool,
+    /// Whether depsolving may answer from the resolution cache (and add to it).
+    pub resolution_cache: ResolutionCacheMode,
     /// Resolve and report what would be composed; change nothing.
     pub dry_run: bool,
     /// Commit timestamp and the time of every generated file, for reproducible commits.
@@ -69,6 +72,7 @@ impl TreeRequest {
             repo: cache_directory.join(DEFAULT_COMPOSE_REPOSITORY),
             cache_directory,
             force: false,
+            resolution_cache: ResolutionCacheMode::Enabled,
             dry_run: false,
             source_date_epoch: None,
             add_metadata_strings: BTreeMap::new(),

@@ -8,7 +8,7 @@ use common::blocking::{Cancellation, run_blocking_cancellable};
 use rpmmd::download::download_packages;
 use rpmmd::fetch::{FetchOptions, Fetcher};
 use rpmmd::lock_update::lockfile_from_resolution;
-use rpmmd::resolve::{Resolution, resolve};
+use rpmmd::resolve::{Resolution, resolve_with};
 use tree::{BuildEvent, BuildInputs, BuildOptions, CommitInformation};
 
 use crate::error::{ComposeError, build_error};
@@ -88,10 +88,11 @@ pub(crate) async fn load_and_resolve(
     }
     let fetcher = Fetcher::new(FetchOptions::new(&request.cache_directory)).map_err(ComposeError::Fetcher)?;
     clock.start(Phase::Resolving);
-    let resolution =
-        unless_cancelled(cancellation, Phase::Resolving, resolve(&fetcher, &inputs.flattened, &inputs.lock))
-            .await?
-            .map_err(|source| ComposeError::resolve(&request.treefile, source))?;
+    let resolving = resolve_with(&fetcher, &inputs.flattened, &inputs.lock, request.resolution_cache);
+    let resolution = unless_cancelled(cancellation, Phase::Resolving, resolving)
+        .await?
+        .map_err(|source| ComposeError::resolve(&request.treefile, source))?
+        .resolution;
     for warning in &resolution.warnings {
         clock.warn(warning.clone());
     }

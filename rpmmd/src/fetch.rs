@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -72,6 +72,8 @@ pub enum FetchError {
     AllLocationsFailed { repo: String, attempts: Vec<String> },
     #[error("unsupported URL \"{url}\" (use http://, https:// or file://)")]
     UnsupportedUrl { url: String },
+    #[error("GET {url}: setting up the HTTP client: {message}")]
+    Client { url: String, message: String },
 }
 
 impl FetchError {
@@ -111,7 +113,9 @@ struct CachedValidators {
 /// Downloads with a shared connection pool, a limit on parallel transfers, and the cache.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// Built on the first HTTP request: setting up TLS (reading the root certificates) is a good part
+    /// of a warm resolve's start, and repositories on `file://` never need it.
+    client: Arc<OnceLock<reqwest::Client>>,
     options: Arc<FetchOptions>,
     slots: Arc<Semaphore>,
 }
@@ -123,15 +127,26 @@ enum Fetched {
 }
 
 impl Fetcher {
+    /// A fetcher with `options`. The HTTP client is set up on the first HTTP request (an error in
+    /// setting it up is that request's error).
     pub fn new(options: FetchOptions) -> Result<Fetcher, FetchError> {
+        let slots = Arc::new(Semaphore::new(options.parallel_downloads.max(1)));
+        Ok(Fetcher { client: Arc::new(OnceLock::new()), options: Arc::new(options), slots })
+    }
+
+    /// The HTTP client, built on first use; requests for `url` fail with its error if it cannot be.
+    fn client(&self, url: &str) -> Result<&reqwest::Client, FetchError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
+            .connect_timeout(self.options.connect_timeout)
+            .read_timeout(self.options.read_timeout)
             .user_agent(concat!("arbor/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| FetchError::Transport { url: String::new(), message: error.to_string() })?;
-        let slots = Arc::new(Semaphore::new(options.parallel_downloads.max(1)));
-        Ok(Fetcher { client, options: Arc::new(options), slots })
+            .map_err(|error| FetchError::Client { url: url.to_string(), message: error.to_string() })?;
+        // Two first requests at once both build one; the first stored is kept, the other dropped.
+        Ok(self.client.get_or_init(|| client))
     }
 
     pub fn options(&self) -> &FetchOptions {
@@ -193,13 +208,13 @@ impl Fetcher {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<CachedValidators>(&bytes).ok())
             .filter(|validators| validators.url == url);
-        let cached = match &validators {
+        let mut cached = match &validators {
             Some(_) => tokio::fs::read(&cached_path).await.ok(),
             None => None,
         };
         let conditional = validators.filter(|_| cached.is_some());
         let (bytes, fresh) = match self.get_bytes(&url, conditional.as_ref()).await? {
-            Fetched::NotModified => match cached {
+            Fetched::NotModified => match cached.take() {
                 Some(bytes) => (bytes, None),
                 None => return Err(FetchError::Status { url, status: 304, retry_after_seconds: None }),
             },
@@ -211,7 +226,15 @@ impl Fetcher {
             url: url.clone(),
             message,
         })?;
-        if let Some((etag, last_modified)) = fresh {
+        // The cache is written only when something changed (`file://` repositories answer with the
+        // whole document every time).
+        let unchanged = |etag: &Option<String>, last_modified: &Option<String>| {
+            cached.as_deref() == Some(bytes.as_slice())
+                && conditional.as_ref().is_some_and(|validators| {
+                    validators.etag == *etag && validators.last_modified == *last_modified
+                })
+        };
+        if let Some((etag, last_modified)) = fresh.filter(|(etag, modified)| !unchanged(etag, modified)) {
             tokio::fs::create_dir_all(cache).await.map_err(|error| io_error(cache, error))?;
             write_atomically(&cached_path, &bytes).await?;
             let validators = CachedValidators { url, etag, last_modified };
@@ -444,7 +467,7 @@ impl Fetcher {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(FetchError::UnsupportedUrl { url: url.to_string() });
         }
-        let mut request = self.client.get(url);
+        let mut request = self.client(url)?.get(url);
         if let Some(validators) = conditional {
             if let Some(etag) = &validators.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);

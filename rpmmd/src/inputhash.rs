@@ -50,15 +50,113 @@ pub fn input_hash(
         record(name.as_bytes());
         record(hex::encode(Sha256::digest(&contents)).as_bytes());
     }
-    let mut packages: Vec<(String, &str)> = resolution
-        .packages
-        .iter()
-        .map(|package| (package.nevra(), package.checksum.as_deref().unwrap_or_default()))
-        .collect();
-    packages.sort_unstable();
-    for (nevra, checksum) in packages {
+    let nevras = SortedNevras::new(resolution);
+    for (nevra, checksum) in nevras.iter() {
         record(nevra.as_bytes());
         record(checksum.as_bytes());
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Every package's NEVRA and checksum, sorted (by NEVRA, then checksum). The NEVRAs share one buffer,
+/// and each entry carries the first bytes of its NEVRA, so that most comparisons of the sort touch
+/// neither the heap nor the buffer (an unchanged compose hashes 12,884 packages in the synthetic
+/// benchmark).
+struct SortedNevras<'a> {
+    text: String,
+    entries: Vec<NevraEntry<'a>>,
+}
+
+struct NevraEntry<'a> {
+    /// The first 8 bytes of the NEVRA as a big-endian number, zeros after a shorter one: numbers
+    /// compare as the bytes do.
+    prefix: u64,
+    start: usize,
+    end: usize,
+    checksum: &'a str,
+}
+
+impl<'a> SortedNevras<'a> {
+    fn new(resolution: &'a Resolution) -> SortedNevras<'a> {
+        let mut text = String::with_capacity(resolution.packages.len() * ESTIMATED_NEVRA_BYTES);
+        let mut entries = Vec::with_capacity(resolution.packages.len());
+        for package in &resolution.packages {
+            let start = text.len();
+            package.push_nevra(&mut text);
+            let mut prefix = [0; 8];
+            let nevra = &text.as_bytes()[start..];
+            let length = nevra.len().min(prefix.len());
+            prefix[..length].copy_from_slice(&nevra[..length]);
+            entries.push(NevraEntry {
+                prefix: u64::from_be_bytes(prefix),
+                start,
+                end: text.len(),
+                checksum: package.checksum.as_deref().unwrap_or_default(),
+            });
+        }
+        entries.sort_unstable_by(|left, right| {
+            left.prefix
+                .cmp(&right.prefix)
+                .then_with(|| text[left.start..left.end].cmp(&text[right.start..right.end]))
+                .then_with(|| left.checksum.cmp(right.checksum))
+        });
+        SortedNevras { text, entries }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &'a str)> + '_ {
+        self.entries.iter().map(|entry| (&self.text[entry.start..entry.end], entry.checksum))
+    }
+}
+
+/// A NEVRA's length, about: sizes the buffer in one go.
+const ESTIMATED_NEVRA_BYTES: usize = 48;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::ResolvedPackage;
+
+    #[test]
+    fn nevras_sort_as_their_strings_do() {
+        let package = |name: &str, version: &str, checksum: Option<&str>| ResolvedPackage {
+            name: name.into(),
+            epoch: 0,
+            version: version.into(),
+            release: "1".into(),
+            arch: "x86_64".into(),
+            repo: "r".into(),
+            url: String::new(),
+            location: String::new(),
+            checksum: checksum.map(str::to_string),
+            download_size: 0,
+            install_size: 0,
+            sourcerpm: None,
+            build_time: 0,
+            license: None,
+        };
+        // Shared and short prefixes, a name that is a prefix of another, non-ASCII, equal NEVRAs
+        // told apart by their checksums.
+        let packages = vec![
+            package("libfoo-devel", "1", Some("sha256:b")),
+            package("libfoo", "10", None),
+            package("libfoo", "1", Some("sha256:b")),
+            package("libfoo", "1", Some("sha256:a")),
+            package("a", "1", None),
+            package("é", "1", None),
+            package("libfo", "2", None),
+            package("libfoo", "1", None),
+        ];
+        let resolution =
+            Resolution { arch: "x86_64".into(), packages, repositories: Vec::new(), warnings: Vec::new() };
+        let mut expected: Vec<(String, &str)> = resolution
+            .packages
+            .iter()
+            .map(|package| (package.nevra(), package.checksum.as_deref().unwrap_or_default()))
+            .collect();
+        expected.sort_unstable();
+        let sorted = SortedNevras::new(&resolution);
+        let sorted: Vec<(String, &str)> =
+            sorted.iter().map(|(nevra, checksum)| (nevra.to_string(), checksum)).collect();
+        assert_eq!(sorted, expected);
+    }
 }

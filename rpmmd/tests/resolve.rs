@@ -4,118 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use arbor_testsupport::RpmSpec;
-use rpmmd::fetch::{FetchOptions, Fetcher};
-use rpmmd::resolve::{LockSettings, Resolution, ResolveError, resolve};
-use treefiles::lockfile::Lockfile;
-use treefiles::{FileSystemLoader, Flattened, LoadOptions};
-
-/// A repository of `packages` at `directory` (RPMs + createrepo_c metadata).
-fn make_repository(directory: &Path, packages: &[RpmSpec]) -> PathBuf {
-    let packages_directory = directory.join("Packages");
-    std::fs::create_dir_all(&packages_directory).unwrap();
-    for package in packages {
-        package.write_to(&packages_directory).unwrap();
-    }
-    arbor_testsupport::tools::run_tool(
-        "createrepo_c",
-        ["--no-database", "--quiet", directory.to_str().unwrap()],
-    )
-    .expect("createrepo_c (install it with scripts/install-deps)");
-    directory.to_path_buf()
-}
-
-/// A directory with `manifest.yaml` and one `.repo` file per (id, url).
-fn make_treefile(directory: &Path, manifest: &str, repositories: &[(&str, String)]) -> Flattened {
-    std::fs::create_dir_all(directory).unwrap();
-    std::fs::write(directory.join("manifest.yaml"), manifest).unwrap();
-    for (id, url) in repositories {
-        std::fs::write(
-            directory.join(format!("{id}.repo")),
-            format!("[{id}]\nname={id}\nbaseurl={url}\ngpgcheck=0\n"),
-        )
-        .unwrap();
-    }
-    treefiles::load(&FileSystemLoader, &directory.join("manifest.yaml"), &LoadOptions::for_arch("x86_64"))
-        .unwrap_or_else(|problems| panic!("{problems}"))
-}
-
-fn base_packages() -> Vec<RpmSpec> {
-    vec![
-        RpmSpec::new("filesystem", "3.18", "1").provides("/bin/sh-provider-dir"),
-        RpmSpec::new("bash", "5.2", "1")
-            .arch("x86_64")
-            .requires("filesystem")
-            .file("/usr/bin/bash", b"bash", 0o755)
-            .provides("/bin/sh"),
-        RpmSpec::new("libfoo", "1.0", "1")
-            .arch("x86_64")
-            .provides("libfoo.so.1()(64bit)")
-            .source_rpm("foo-1.0-1.src.rpm"),
-        RpmSpec::new("libfoo", "1.2", "1")
-            .arch("x86_64")
-            .provides("libfoo.so.1()(64bit)")
-            .source_rpm("foo-1.2-1.src.rpm"),
-        RpmSpec::new("app", "2.0", "1")
-            .arch("x86_64")
-            .requires("libfoo.so.1()(64bit)")
-            .requires("/bin/sh")
-            .recommends("app-extras")
-            .license("MIT"),
-        RpmSpec::new("app-extras", "2.0", "1"),
-        RpmSpec::new("podman", "4.0", "1").arch("x86_64"),
-        RpmSpec::new("podman", "4.3", "1").arch("x86_64"),
-        RpmSpec::new("podman", "5.0", "1").arch("x86_64").requires("missing-runtime"),
-        RpmSpec::new("app", "1.9", "1").arch("i686"),
-    ]
-}
-
-struct Fixture {
-    _directory: tempfile::TempDir,
-    root: PathBuf,
-    repository_url: String,
-    fetcher: Fetcher,
-}
-
-fn fixture(packages: &[RpmSpec]) -> Fixture {
-    let directory = tempfile::tempdir().unwrap();
-    let root = directory.path().to_path_buf();
-    let repository = make_repository(&root.join("repo"), packages);
-    let fetcher = Fetcher::new(FetchOptions::new(root.join("cache"))).unwrap();
-    Fixture {
-        _directory: directory,
-        root,
-        repository_url: format!("file://{}", repository.display()),
-        fetcher,
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
-}
-
-fn resolve_manifest(
-    fixture: &Fixture,
-    name: &str,
-    manifest: &str,
-    lock: &LockSettings,
-) -> Result<Resolution, ResolveError> {
-    let flattened =
-        make_treefile(&fixture.root.join(name), manifest, &[("test", fixture.repository_url.clone())]);
-    runtime().block_on(resolve(&fixture.fetcher, &flattened, lock))
-}
-
-fn nevras(resolution: &Resolution) -> Vec<String> {
-    let mut nevras: Vec<String> = resolution.packages.iter().map(|package| package.nevra()).collect();
-    nevras.sort();
-    nevras
-}
-
-fn lockfile(text: &str) -> Option<Lockfile> {
-    Some(Lockfile::parse(text, "manifest-lock.overrides.yaml").unwrap())
-}
+use rpmmd::resolve::{LockSettings, ResolutionCacheMode, ResolutionOrigin, resolve};
+use support::{
+    base_packages, fixture, lockfile, make_repository, make_treefile, nevras, resolve_manifest,
+    resolve_manifest_with, runtime,
+};
 
 #[test]
 fn resolves_dependencies_in_install_order_with_package_details() {
@@ -304,9 +200,18 @@ fn file_dependencies_outside_primary_load_filelists() {
     let manifest = "ref: r\nrepos: [test]\npackages: [reader]\n";
     let resolution = resolve_manifest(&fixture, "files", manifest, &LockSettings::default()).unwrap();
     assert!(nevras(&resolution).contains(&"data-1-1.noarch".to_string()), "{:?}", nevras(&resolution));
-    // Again, from the .solv cache, which now carries the file provides found in filelists.
-    let again = resolve_manifest(&fixture, "files-again", manifest, &LockSettings::default()).unwrap();
-    assert_eq!(again.packages, resolution.packages);
+    // Again, from the .solv cache, which now carries the file provides found in filelists (solved,
+    // not answered from the resolution cache).
+    let again = resolve_manifest_with(
+        &fixture,
+        "files-again",
+        manifest,
+        &LockSettings::default(),
+        ResolutionCacheMode::Bypassed,
+    )
+    .unwrap();
+    assert_eq!(again.origin, ResolutionOrigin::Solved);
+    assert_eq!(again.resolution.packages, resolution.packages);
 }
 
 #[test]
@@ -316,8 +221,16 @@ fn solv_cache_gives_the_same_result() {
     let first = resolve_manifest(&fixture, "cache-one", manifest, &LockSettings::default()).unwrap();
     let caches: Vec<_> = std::fs::read_dir(fixture.root.join("cache/solv")).unwrap().collect();
     assert!(!caches.is_empty(), "a .solv cache was written");
-    let second = resolve_manifest(&fixture, "cache-two", manifest, &LockSettings::default()).unwrap();
-    assert_eq!(first.packages, second.packages);
+    let second = resolve_manifest_with(
+        &fixture,
+        "cache-two",
+        manifest,
+        &LockSettings::default(),
+        ResolutionCacheMode::Bypassed,
+    )
+    .unwrap();
+    assert_eq!(second.origin, ResolutionOrigin::Solved, "loaded from the .solv cache and solved");
+    assert_eq!(first.packages, second.resolution.packages);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use compose::{ImageOutput, LockfileSelection, TreeRequest};
 use image::compress::Compression;
 use image::encapsulate::DEFAULT_MAX_LAYERS;
 use image::registry::RegistryOptions;
+use rpmmd::resolve::ResolutionCacheMode;
 use treefiles::Variable;
 
 /// A treefile and what selects its contents: architecture and variables.
@@ -92,11 +93,20 @@ pub struct CacheArgs {
     /// Cache directory. Default: $ARBOR_CACHE_DIR, else $XDG_CACHE_HOME/arbor, else ~/.cache/arbor.
     #[arg(long = "cachedir", value_name = "DIR")]
     pub cache_directory: Option<PathBuf>,
+    /// Depsolve without the resolution cache (neither answer from it nor add to it). By default an
+    /// unchanged request (repository metadata, packages, exclusions, lockfiles, arch) is answered
+    /// from CACHE/resolutions without solving.
+    #[arg(long)]
+    pub no_resolution_cache: bool,
 }
 
 impl CacheArgs {
     pub fn directory(&self) -> PathBuf {
         self.cache_directory.clone().unwrap_or_else(default_cache_directory)
+    }
+
+    pub fn resolution_cache(&self) -> ResolutionCacheMode {
+        if self.no_resolution_cache { ResolutionCacheMode::Bypassed } else { ResolutionCacheMode::Enabled }
     }
 }
 
@@ -152,6 +162,7 @@ impl ComposeInputArgs {
         request.lockfiles = self.lockfiles.selection();
         request.lockfile_strict = self.lockfiles.lockfile_strict;
         request.force = self.force_nocache;
+        request.resolution_cache = self.cache.resolution_cache();
         request.dry_run = dry_run;
         request.source_date_epoch = self.source_date_epoch;
         request.add_metadata_strings = self.add_metadata_strings.iter().cloned().collect();

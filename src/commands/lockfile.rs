@@ -8,7 +8,7 @@ use clap::Subcommand;
 use compose::inputs::{default_lockfiles, read_lockfiles};
 use rpmmd::fetch::{FetchOptions, Fetcher};
 use rpmmd::lock_update::{DiffReport, diff_lockfiles, lockfile_from_resolution};
-use rpmmd::resolve::{LockSettings, resolve};
+use rpmmd::resolve::{LockSettings, resolve_with};
 use treefiles::lockfile::{Lockfile, write_atomically};
 
 use super::arguments::{CacheArgs, TreefileArgs, host_arch, parse_variable_argument};
@@ -109,8 +109,9 @@ pub fn run(command: LockfileCommand) -> anyhow::Result<ExitCode> {
                 }
                 let lock = LockSettings { lockfile: overrides.lockfile, strict: false };
                 let resolution = runtime
-                    .block_on(resolve(&fetcher, &flattened, &lock))
-                    .with_context(|| format!("resolving {} for {arch}", treefile.display()))?;
+                    .block_on(resolve_with(&fetcher, &flattened, &lock, cache.resolution_cache()))
+                    .with_context(|| format!("resolving {} for {arch}", treefile.display()))?
+                    .resolution;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|elapsed| elapsed.as_secs())

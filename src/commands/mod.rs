@@ -7,6 +7,7 @@ pub mod image;
 pub mod lockfile;
 mod progress;
 mod report;
+mod resolution_output;
 pub mod treefile;
 
 use std::process::ExitCode;

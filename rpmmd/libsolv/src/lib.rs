@@ -46,11 +46,13 @@ mod request;
 mod requirements;
 mod selection;
 mod solve;
+mod version;
 
 pub use error::{MetadataKind, SolvError};
 pub use file::MetadataReader;
 pub use package::Package;
 pub use pool::{Pool, RepoHandle, SUPPORTED_ARCHITECTURES, SolvableId};
 pub use request::{Request, SolveProblems, Transaction};
+pub use version::library_version;
 #[cfg(test)]
 mod primary_equivalence_tests;
