@@ -12,16 +12,20 @@
 //!   to a SQLite database).
 //! - [`jobs`]: the compose and join jobs: payloads, results, and requesting the composes of a commit.
 //! - [`clock`]: where times come from (milliseconds since the Unix epoch, always supplied by Rust).
+//! - [`api`]: the JSON bodies of the HTTP API, shared by the server and its clients; [`metrics`]: the
+//!   names of the Prometheus metrics.
 
 #[macro_use]
 mod dispatch;
 #[macro_use]
 mod enqueue;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod git;
 pub mod jobs;
 pub mod leadership;
+pub mod metrics;
 pub mod queue;
 mod random;
 pub mod secret;
