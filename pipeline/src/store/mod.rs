@@ -182,7 +182,10 @@ impl Store {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Backend::Postgres(postgres) => postgres.pool.close().await,
+            Backend::Postgres(postgres) => {
+                self.inner.wake.stop_listening();
+                postgres.pool.close().await
+            }
         }
     }
 
