@@ -113,3 +113,19 @@ async fn responses_carry_a_request_id() {
         Request::get("/healthz").header("x-request-id", "from-the-proxy").body(Body::empty()).unwrap();
     assert_eq!(server.send(request).await.headers["x-request-id"], "from-the-proxy");
 }
+
+#[tokio::test]
+async fn json_is_compressed_for_clients_that_ask() {
+    let server = TestServer::start().await;
+    let request =
+        Request::get("/api/v1/openapi.json").header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+    let response = server.send(request).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.headers["content-encoding"], "gzip");
+    let request =
+        Request::get("/api/v1/openapi.json").header("accept-encoding", "br").body(Body::empty()).unwrap();
+    assert_eq!(server.send(request).await.headers["content-encoding"], "br");
+    let plain = server.send(Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert_eq!(plain.json()["openapi"], "3.1.0");
+}

@@ -142,6 +142,7 @@ impl EventReader {
         let mut request = reqwest::Client::new()
             .get(format!("{base}/api/v1/jobs/{job_id}/log"))
             .header("accept", "text/event-stream")
+            .header("accept-encoding", "gzip, br")
             .bearer_auth(&server.tokens.read);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
