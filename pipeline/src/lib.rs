@@ -15,16 +15,20 @@
 //! - [`worker`]: the worker runtime (embedded workers on the queue, remote ones over the worker
 //!   protocol); [`scheduler`]: git polling, compose requests and the reaper, in the leading process.
 //! - [`clock`]: where times come from (milliseconds since the Unix epoch, always supplied by Rust).
+//! - [`api`]: the JSON bodies of the HTTP API, shared by the server and its clients; [`metrics`]: the
+//!   names of the Prometheus metrics.
 
 #[macro_use]
 mod dispatch;
 #[macro_use]
 mod enqueue;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod git;
 pub mod jobs;
 pub mod leadership;
+pub mod metrics;
 pub mod queue;
 mod random;
 pub mod scheduler;

@@ -1,6 +1,33 @@
-//! The HTTP side of `arbor serve` (axum).
+//! The HTTP face of `arbor serve` (axum): the JSON API under `/api/v1` with its OpenAPI 3.1 document,
+//! webhooks, live logs, `/metrics`, `/healthz` and `/readyz`.
 //!
-//! - [`worker_api`]: the worker protocol's server side under `/api/v1/worker` (bearer tokens with scope
-//!   `worker`): registration, long-poll claims, heartbeats, logs, phases, inputs as tar, completion.
+//! - [`state`]: [`AppState`], what handlers reach (store, queue, configuration, git mirror, the
+//!   scheduler's fetch trigger, live-log wake-ups, metrics, clock).
+//! - [`auth`]: tokens, scopes and `public-read` ([`Require`]); [`error`]: [`ApiError`], every error answer;
+//!   [`extract`]: JSON, query and path extractors whose rejections say what was wrong.
+//! - [`api`]: streams, builds, jobs and their logs, workers, tokens; [`hooks`]: the git webhook;
+//!   [`metrics`], [`health`], [`openapi`].
+//! - [`router`]: [`router()`], every route with its layers; [`serve`](mod@serve): [`serve()`], with a
+//!   graceful shutdown.
+//! - [`worker_api`]: the worker protocol (the execution side's).
 
+pub mod api;
+pub mod auth;
+mod cache;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod hooks;
+pub mod metrics;
+pub mod openapi;
+pub mod router;
+pub mod serve;
+pub mod state;
 pub mod worker_api;
+
+pub use auth::{Caller, Require};
+pub use error::ApiError;
+pub use openapi::openapi;
+pub use router::router;
+pub use serve::serve;
+pub use state::{AppParts, AppState, FetchRequests, LogEvents, StateError};

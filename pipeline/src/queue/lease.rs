@@ -326,6 +326,9 @@ impl Queue {
             }
             .await
         });
+        if ended.is_ok() {
+            store.builds_changed();
+        }
         ended.map_err(|ended| match ended {
             Ended::Database(source) => store.failed(format!("{action} job {}", lease.job_id), source),
             Ended::LeaseLost => StoreError::LeaseLost { job_id: lease.job_id },

@@ -235,6 +235,7 @@ impl Queue {
         })
         .map_err(|source| store.failed(format!("claiming a job for worker {}", request.worker_id), source))?;
         if let Some(job) = &job {
+            store.builds_changed();
             tracing::debug!(
                 job.id = job.id,
                 job.kind = job.kind,

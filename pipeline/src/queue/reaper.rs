@@ -116,6 +116,7 @@ impl Queue {
                 if !reaped {
                     continue;
                 }
+                store.builds_changed();
                 changed += 1;
                 tracing::warn!(job.id = lease.id, worker = owner, state = %state, "took back a job whose lease expired");
                 match state {
@@ -177,5 +178,10 @@ impl Queue {
             .await
         })
         .map_err(|source| store.failed(format!("cancelling job {job_id}"), source))
+        .inspect(|outcome| {
+            if *outcome == CancelOutcome::Cancelled {
+                store.builds_changed();
+            }
+        })
     }
 }

@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 use crate::queue::{EnqueueOutcome, NewJob};
 
 /// The status of a build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {
     Queued,
@@ -261,6 +261,7 @@ impl Store {
                 source,
             )
         })?;
+        self.builds_changed();
         if created.outcome == EnqueueOutcome::Created {
             self.wake().bump();
         }
@@ -375,6 +376,19 @@ impl Store {
             sqlx::query_as::<_, BuildSummary>(SQL).bind(job_id).fetch_optional(pool).await
         })
         .map_err(|source| self.failed(format!("reading the build of job {job_id}"), source))
+    }
+
+    /// The id of [`last_good_build`](Self::last_good_build), without reading the build.
+    pub async fn last_good_build_id(&self, stream: &str, arch: &str) -> Result<Option<i64>, StoreError> {
+        const SQL: &str = "SELECT id FROM builds WHERE stream = $1 AND arch = $2 \
+                           AND status IN ('succeeded', 'unchanged') AND image_reference IS NOT NULL \
+                           ORDER BY id DESC LIMIT 1";
+        dispatch!(self, read, |pool, dialect| {
+            sqlx::query_scalar(SQL).bind(stream).bind(arch).fetch_optional(pool).await
+        })
+        .map_err(|source| {
+            self.failed(format!("reading the last good build of stream {stream} ({arch})"), source)
+        })
     }
 
     /// Every build of one commit of a stream (all arches, all attempts), newest first: what a join job

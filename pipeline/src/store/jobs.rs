@@ -7,7 +7,7 @@ use super::cursor::{self, Page};
 use super::{Store, StoreError};
 
 /// The state of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -111,6 +111,15 @@ pub struct QueueOverview {
     pub queued: Vec<JobSummary>,
 }
 
+/// How many jobs of a kind are in a state, for the queue depth metrics.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActiveJobCount {
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
+    pub kind: String,
+    pub count: i64,
+}
+
 /// The letter of job cursors.
 const CURSOR_KIND: char = 'j';
 /// The most queued and running jobs the overview lists.
@@ -160,6 +169,19 @@ impl Store {
             self.failed(format!("listing jobs ({state})"), source)
         })?;
         Ok(cursor::page(rows, limit, CURSOR_KIND, |job| job.id))
+    }
+
+    /// Queued and running jobs counted by state and kind (kinds without such jobs are absent).
+    pub async fn count_active_jobs(&self) -> Result<Vec<ActiveJobCount>, StoreError> {
+        dispatch!(self, read, |pool, dialect| {
+            sqlx::query_as::<_, ActiveJobCount>(
+                "SELECT state, kind, COUNT(*) AS count FROM jobs WHERE state IN ('queued', 'running') \
+                 GROUP BY state, kind ORDER BY state, kind",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|source| self.failed("counting queued and running jobs", source))
     }
 
     /// Running jobs (longest running first) and queued ones (in claim order), with how long each waits.

@@ -21,6 +21,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -30,12 +31,15 @@ use sqlx::sqlite::{
 
 use crate::clock::{Clock, SystemClock};
 pub use builds::{Build, BuildFilter, BuildResult, BuildStatus, BuildSummary, CreatedBuild, NewBuild, Phase};
-pub use cursor::Page;
+pub use cursor::{MAXIMUM_PAGE_SIZE, Page};
 pub use error::StoreError;
 pub use image_indexes::{ImageIndex, NewImageIndex};
 pub(crate) use jobs::job_columns;
-pub use jobs::{Job, JobState, JobSummary, QueueOverview};
-pub use logs::{LogLine, NewLogLine};
+pub use jobs::{ActiveJobCount, Job, JobState, JobSummary, QueueOverview};
+pub use logs::{LogLine, MAXIMUM_LOG_READ, NewLogLine};
+/// The database driver's error, the source of [`StoreError::Query`] (to tell an unreachable database from
+/// a refused statement without depending on sqlx).
+pub use sqlx::Error as SqlxError;
 pub use streams::Stream;
 pub use tokens::{CreatedToken, LAST_USED_GRANULARITY, NewToken, Scope, Token, token_hash};
 pub(crate) use wake::WakeSignal;
@@ -88,6 +92,9 @@ struct StoreInner {
     database: String,
     clock: Arc<dyn Clock>,
     wake: WakeSignal,
+    /// Bumped after every committed write to `builds` through this store (see
+    /// [`Store::builds_generation`]).
+    builds_generation: AtomicU64,
 }
 
 /// The database behind a [`Store`].
@@ -109,6 +116,14 @@ pub(crate) struct SqliteBackend {
 pub(crate) struct PostgresBackend {
     pub(crate) pool: PgPool,
     pub(crate) options: PgConnectOptions,
+}
+
+/// What [`Store::database_status`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseStatus {
+    /// Versions of the migrations this arbor has that the database lacks (`arbor serve` applies them at
+    /// start).
+    pub pending_migrations: Vec<i64>,
 }
 
 /// Which SQL dialect a statement is for, where the two differ.
@@ -146,7 +161,9 @@ impl Store {
                 .await
                 .map_err(|source| StoreError::Open { database: database.clone(), source })?,
         };
-        Ok(Store { inner: Arc::new(StoreInner { backend, database, clock: options.clock, wake }) })
+        let builds_generation = AtomicU64::new(0);
+        let inner = StoreInner { backend, database, clock: options.clock, wake, builds_generation };
+        Ok(Store { inner: Arc::new(inner) })
     }
 
     /// Applies the migrations the database lacks; a database that is up to date is left alone.
@@ -165,7 +182,10 @@ impl Store {
                 sqlite.reader.close().await;
                 sqlite.writer.close().await;
             }
-            Backend::Postgres(postgres) => postgres.pool.close().await,
+            Backend::Postgres(postgres) => {
+                self.inner.wake.stop_listening();
+                postgres.pool.close().await
+            }
         }
     }
 
@@ -190,6 +210,42 @@ impl Store {
     /// The current time of the store's clock (milliseconds since the Unix epoch).
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
+    }
+
+    /// A counter bumped after every committed write to builds made through this store or a clone of it
+    /// (creating, coalescing, claiming, completing, releasing, reaping, cancelling): a cache of build
+    /// lists is current while the generation it was filled at is. Writes by other processes (other
+    /// `arbor serve` replicas on the same PostgreSQL database) do not bump it.
+    pub fn builds_generation(&self) -> u64 {
+        self.inner.builds_generation.load(Ordering::Acquire)
+    }
+
+    /// Records that builds changed; every method writing to `builds` calls it after committing.
+    pub(crate) fn builds_changed(&self) {
+        self.inner.builds_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the database answers, and which migrations it lacks (for readiness checks). An error means
+    /// the database did not answer.
+    pub async fn database_status(&self) -> Result<DatabaseStatus, StoreError> {
+        let migrator = match &self.inner.backend {
+            Backend::Sqlite(_) => &SQLITE_MIGRATOR,
+            Backend::Postgres(_) => &POSTGRES_MIGRATOR,
+        };
+        dispatch!(self, read, |pool, dialect| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await)
+            .map_err(|source| self.failed("checking that the database answers", source))?;
+        // A database never migrated has no migrations table: every migration is pending.
+        let applied: Vec<i64> = dispatch!(self, read, |pool, dialect| {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await
+        })
+        .unwrap_or_default();
+        let pending_migrations = migrator
+            .iter()
+            .filter(|migration| !migration.migration_type.is_down_migration())
+            .map(|migration| migration.version)
+            .filter(|version| !applied.contains(version))
+            .collect();
+        Ok(DatabaseStatus { pending_migrations })
     }
 
     pub(crate) fn backend(&self) -> &Backend {

@@ -39,6 +39,8 @@ impl WakeSignal {
                     // The connection was lost (notifications may have been missed); the next call
                     // reconnects and listens again.
                     Ok(None) => tracing::warn!(database, "job notifications: connection lost, reconnecting"),
+                    // The store is closing: give the connection back so closing can finish.
+                    Err(sqlx::Error::PoolClosed) => return,
                     Err(error) => {
                         tracing::warn!(database, %error, "job notifications: listening failed, retrying");
                         tokio::time::sleep(LISTENER_RETRY_DELAY).await;
@@ -48,6 +50,14 @@ impl WakeSignal {
             }
         });
         Ok(WakeSignal { generation, listener: Some(task) })
+    }
+
+    /// Stops listening (the store is closing): the listener's connection goes back to the pool, whose
+    /// `close` waits for every connection.
+    pub(crate) fn stop_listening(&self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
     }
 
     /// Wakes this process's waiters (other processes hear the NOTIFY).

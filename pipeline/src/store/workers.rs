@@ -5,7 +5,7 @@ use super::{Store, StoreError};
 use crate::random;
 
 /// Where a worker runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerKind {
     /// A task inside `arbor serve`.

@@ -13,6 +13,7 @@ both_backends!(
     tokens_store_only_their_hash,
     jobs_list_by_state_and_the_overview_shows_waits,
     migrating_again_changes_nothing,
+    closing_a_store_returns,
 );
 
 async fn streams_are_upserted_and_record_heads_errors_and_events(harness: Harness) {
@@ -157,6 +158,17 @@ async fn migrating_again_changes_nothing(harness: Harness) {
     again.migrate().await.unwrap();
     again.migrate().await.unwrap();
     assert_eq!(again.list_builds(&Default::default(), None, 10).await.unwrap().items.len(), 1);
+}
+
+/// On PostgreSQL the wake-up listener holds a connection of the pool; closing must give it back rather than
+/// wait for it forever.
+async fn closing_a_store_returns(harness: Harness) {
+    let store = harness.another_store().await;
+    store.list_streams().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), store.close()).await.expect("closing the store returns");
+    tokio::time::timeout(Duration::from_secs(10), harness.store.close())
+        .await
+        .expect("closing the store returns");
 }
 
 #[tokio::test]

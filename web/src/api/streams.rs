@@ -1,0 +1,122 @@
+//! `GET /api/v1/streams` and `GET /api/v1/streams/{name}`: each configured stream with its configuration,
+//! the head the scheduler last saw, its git problem and last event, and per arch the newest build and
+//! the last good one.
+
+use axum::Json;
+use axum::extract::State;
+use futures_util::future::try_join_all;
+use pipeline::api::{
+    ArchBuilds, BuildSummary, ErrorResponse, GitProblem, Stream, StreamEvent, StreamHead, StreamList,
+    Timestamp,
+};
+use pipeline::config::StreamSettings;
+use pipeline::store;
+
+use super::configured_stream;
+use crate::auth::{Read, Require};
+use crate::error::ApiError;
+use crate::extract::Path;
+use crate::state::AppState;
+
+/// The configured streams.
+///
+/// In the configuration's order. Needs the `read` scope (or none with `public-read`).
+#[utoipa::path(
+    get,
+    path = "/streams",
+    tag = "streams",
+    operation_id = "list_streams",
+    responses(
+        (status = 200, description = "Every configured stream", body = StreamList),
+        (status = 401, description = "No token, or an invalid one", body = ErrorResponse),
+        (status = 403, description = "The token lacks the read scope", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn list_streams(
+    _caller: Require<Read>,
+    State(state): State<AppState>,
+) -> Result<Json<StreamList>, ApiError> {
+    let rows = state.store.list_streams().await?;
+    let items = try_join_all(state.config.streams.iter().map(|settings| {
+        let row = rows.iter().find(|row| row.name == settings.name);
+        stream_view(&state, settings, row)
+    }))
+    .await?;
+    Ok(Json(StreamList { items, next_cursor: None }))
+}
+
+/// One stream.
+///
+/// Needs the `read` scope (or none with `public-read`).
+#[utoipa::path(
+    get,
+    path = "/streams/{name}",
+    tag = "streams",
+    operation_id = "get_stream",
+    params(("name" = String, Path, description = "The stream's name")),
+    responses(
+        (status = 200, description = "The stream", body = Stream),
+        (status = 401, description = "No token, or an invalid one", body = ErrorResponse),
+        (status = 403, description = "The token lacks the read scope", body = ErrorResponse),
+        (status = 404, description = "No such stream is configured", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_stream(
+    _caller: Require<Read>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Stream>, ApiError> {
+    let settings = configured_stream(&state.config, &name)?;
+    let row = state.store.get_stream(&name).await?;
+    Ok(Json(stream_view(&state, settings, row.as_ref()).await?))
+}
+
+/// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
+async fn stream_view(
+    state: &AppState,
+    settings: &StreamSettings,
+    row: Option<&store::Stream>,
+) -> Result<Stream, ApiError> {
+    let builds = try_join_all(settings.arches.iter().map(|arch| async move {
+        let (latest, last_good_build_id) = tokio::try_join!(
+            state.store.latest_build(&settings.name, arch),
+            state.store.last_good_build_id(&settings.name, arch)
+        )?;
+        Ok::<_, ApiError>(ArchBuilds {
+            arch: arch.clone(),
+            latest: latest.as_ref().map(BuildSummary::from),
+            last_good_build_id,
+        })
+    }))
+    .await?;
+    Ok(Stream {
+        name: settings.name.clone(),
+        branch: settings.branch.clone(),
+        treefile: settings.treefile.clone(),
+        arches: settings.arches.clone(),
+        image: settings.image.clone(),
+        priority: settings.priority,
+        head: row.and_then(|row| {
+            Some(StreamHead {
+                commit: row.head_commit.clone()?,
+                subject: row.head_subject.clone(),
+                seen_at: Timestamp::from_optional(row.head_seen_at),
+            })
+        }),
+        git_error: row.and_then(|row| {
+            Some(GitProblem {
+                message: row.git_error.clone()?,
+                since: Timestamp::from_optional(row.git_error_since),
+                failures: row.git_failures,
+                next_attempt_at: Timestamp::from_optional(row.git_next_attempt_at),
+            })
+        }),
+        last_event: row.and_then(|row| {
+            Some(StreamEvent {
+                message: row.last_event.clone()?,
+                at: Timestamp::from_optional(row.last_event_at),
+            })
+        }),
+        builds,
+    })
+}

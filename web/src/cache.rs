@@ -1,0 +1,111 @@
+//! The serialized JSON of build-list pages, so the busiest read of the API costs a hash lookup instead of
+//! a query and a serialization.
+//!
+//! A page is keyed by its stream, filters, cursor and limit, and stored with the store's
+//! [`builds_generation`](pipeline::Store::builds_generation) read *before* its query. Every write to
+//! builds through this process's store bumps the generation after committing, so a page filled before a
+//! write is never served after the write returned: within one process nothing stale is served.
+//! Writes by other processes (other `arbor serve` replicas sharing a PostgreSQL database) do not bump
+//! it; pages older than [`BuildListCache::DEFAULT_TIME_TO_LIVE`] are read again, so such writes show
+//! within that time. Build writes are rare (a few per build), so one generation for all streams costs
+//! nothing measurable against a counter per stream.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pipeline::store::BuildStatus;
+
+/// Pages kept at most; past it stale pages go, then all of them (each is refilled by one query).
+const CAPACITY: usize = 4096;
+
+/// What a page of builds is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BuildListKey {
+    pub stream: String,
+    pub arch: Option<String>,
+    pub status: Option<BuildStatus>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: u64,
+    filled_at: Instant,
+    body: Bytes,
+}
+
+#[derive(Debug)]
+pub(crate) struct BuildListCache {
+    /// `None`: disabled (every page is read from the database).
+    time_to_live: Option<Duration>,
+    entries: Mutex<HashMap<BuildListKey, Entry>>,
+}
+
+impl BuildListCache {
+    /// How stale a page may be for writes made by other processes (see the module documentation).
+    pub(crate) const DEFAULT_TIME_TO_LIVE: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new(time_to_live: Duration) -> Self {
+        BuildListCache { time_to_live: Some(time_to_live), entries: Mutex::default() }
+    }
+
+    pub(crate) fn disabled() -> Self {
+        BuildListCache { time_to_live: None, entries: Mutex::default() }
+    }
+
+    /// The page, if it was filled at `generation` less than the time to live ago.
+    pub(crate) fn get(&self, key: &BuildListKey, generation: u64) -> Option<Bytes> {
+        let time_to_live = self.time_to_live?;
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = entries.get(key)?;
+        (entry.generation == generation && entry.filled_at.elapsed() < time_to_live)
+            .then(|| entry.body.clone())
+    }
+
+    /// Keeps a page read at `generation` (read before the page's query).
+    pub(crate) fn insert(&self, key: BuildListKey, generation: u64, body: Bytes) {
+        let Some(time_to_live) = self.time_to_live else {
+            return;
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= CAPACITY {
+            entries.retain(|_, entry| {
+                entry.generation == generation && entry.filled_at.elapsed() < time_to_live
+            });
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key, Entry { generation, filled_at: Instant::now(), body });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(stream: &str) -> BuildListKey {
+        BuildListKey { stream: stream.into(), arch: None, status: None, cursor: None, limit: 50 }
+    }
+
+    #[test]
+    fn pages_are_served_only_at_their_generation_and_age() {
+        let cache = BuildListCache::new(Duration::from_millis(200));
+        cache.insert(key("a"), 3, Bytes::from_static(b"page"));
+        assert_eq!(cache.get(&key("a"), 3).as_deref(), Some(&b"page"[..]));
+        assert_eq!(cache.get(&key("a"), 4), None, "a write happened since");
+        assert_eq!(cache.get(&key("b"), 3), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(cache.get(&key("a"), 3), None, "too old");
+    }
+
+    #[test]
+    fn a_disabled_cache_keeps_nothing() {
+        let cache = BuildListCache::disabled();
+        cache.insert(key("a"), 1, Bytes::from_static(b"page"));
+        assert_eq!(cache.get(&key("a"), 1), None);
+    }
+}
