@@ -23,6 +23,7 @@ mod dispatch;
 #[macro_use]
 mod enqueue;
 pub mod api;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod git;

@@ -6,9 +6,13 @@ pub mod compose;
 pub mod image;
 pub mod lockfile;
 mod progress;
+pub mod remote;
 mod report;
 mod resolution_output;
+pub mod serve;
+pub mod token;
 pub mod treefile;
+pub mod worker;
 
 use std::process::ExitCode;
 

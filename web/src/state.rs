@@ -98,6 +98,11 @@ impl AppState {
 pub struct FetchRequests(Arc<Notify>);
 
 impl FetchRequests {
+    /// The notification the scheduler waits on.
+    pub fn notify(&self) -> Arc<Notify> {
+        Arc::clone(&self.0)
+    }
+
     pub fn request(&self) {
         self.0.notify_one();
     }
