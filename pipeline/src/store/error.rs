@@ -8,6 +8,12 @@ pub enum StoreError {
         "the database URL {url:?} is not supported: use sqlite:///PATH, sqlite:RELATIVE-PATH or postgres://..."
     )]
     UnsupportedUrl { url: String },
+    #[error("creating the database's directory {directory}")]
+    CreateDirectory {
+        directory: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("opening the database {database}")]
     Open {
         database: String,

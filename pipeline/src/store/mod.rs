@@ -294,6 +294,11 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<(Backend, Stri
         .foreign_keys(true);
     let path = connect_options.get_filename().to_path_buf();
     let database = format!("sqlite:{}", path.display());
+    // A new server's state directory may not exist yet: the file is created, and so is its directory.
+    if let Some(directory) = path.parent().filter(|directory| !directory.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| StoreError::CreateDirectory { directory: directory.to_path_buf(), source })?;
+    }
     let error = |source| StoreError::Open { database: database.clone(), source };
     // The writer connects first: it creates the file and switches it to WAL before any reader opens it.
     let writer = SqlitePoolOptions::new()

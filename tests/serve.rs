@@ -1,0 +1,387 @@
+//! The server end to end, as an operator runs it: `arbor token create --config` makes the first token,
+//! `arbor serve` runs as a process of its own against a real git remote, rpm-md repository and
+//! registry on 127.0.0.1, and `arbor remote` drives it. A pushed commit becomes a succeeded build whose
+//! image is in the registry, a commit that changes no input becomes an unchanged build, a server killed
+//! with SIGKILL in the middle of a compose composes that commit exactly once after a restart (and its
+//! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use arbor_testsupport::git::{TestFile, TestGitRemote};
+use arbor_testsupport::registry::http_request;
+use arbor_testsupport::tools::require_tool;
+use arbor_testsupport::{MinimalOs, TestRegistry, TestRepository, os_fixture};
+use serde_json::Value;
+
+/// The external programs a compose runs.
+const COMPOSE_TOOLS: [&str; 6] = ["bwrap", "rofiles-fuse", "rpm", "createrepo_c", "ostree", "git"];
+/// The stream (and branch) the test composes.
+const STREAM: &str = "testing-devel";
+/// The image repository inside the registry.
+const IMAGE_REPOSITORY: &str = "exampleos/os";
+/// How long the test waits for something the server does within seconds.
+const PATIENCE: Duration = Duration::from_secs(240);
+/// How often the test looks again.
+const POLL: Duration = Duration::from_millis(200);
+/// The lease of the test's server: a killed server's job runs again soon after the restart.
+const LEASE_SECONDS: u64 = 5;
+
+fn arbor() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arbor"));
+    command.env_remove("ARBOR_URL").env_remove("ARBOR_TOKEN").env("NO_COLOR", "1");
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The treefile of the test: the minimal OS, versioned `42.N`, with `extra` appended.
+fn treefile(extra: &str) -> String {
+    let packages = os_fixture::PACKAGE_NAMES.join(", ");
+    format!(
+        "ref: exampleos/x86_64/{STREAM}\nrepos: [test]\npackages: [{packages}]\n\
+         automatic-version-prefix: \"42\"\n{extra}"
+    )
+}
+
+/// A running `arbor serve` in a process group of its own; killed (the whole group) when dropped.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(config: &Path, log: &Path) -> Server {
+        let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = arbor()
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Server { child, log: log.to_path_buf() }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, address: SocketAddr) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("arbor serve exited with {status} before it was ready:\n{}", self.log_text());
+            }
+            if http_request(address, "GET", "/readyz", &[]).is_ok_and(|response| response.status == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "arbor serve was not ready in time:\n{}", self.log_text());
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL to the server and everything it started (as systemd does to the unit's cgroup).
+    fn kill_group(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "arbor serve did not stop on SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.kill_group();
+        }
+    }
+}
+
+/// The service's surroundings and the way the test talks to it.
+struct Fixture {
+    remote: TestGitRemote,
+    _repository: TestRepository,
+    registry: TestRegistry,
+    directory: tempfile::TempDir,
+    config: PathBuf,
+    address: SocketAddr,
+    write_token: PathBuf,
+    read_token: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        for tool in COMPOSE_TOOLS {
+            require_tool(tool).expect("scripts/install-deps installs the compose tools");
+        }
+        let mut repository = TestRepository::new().unwrap();
+        for spec in MinimalOs::from_host().unwrap().packages() {
+            repository.add_package(&spec).unwrap();
+        }
+        repository.write_metadata().unwrap();
+        let remote = TestGitRemote::new().unwrap();
+        let files = [
+            ("manifest.yaml", TestFile::text(&treefile(""))),
+            (
+                "test.repo",
+                TestFile::text(&format!("[test]\nname=test\nbaseurl={}\ngpgcheck=0\n", repository.url())),
+            ),
+            ("README.md", TestFile::text("exampleos configuration\n")),
+        ];
+        remote.commit(STREAM, &files, "Start exampleos").unwrap();
+        let registry = TestRegistry::start().unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = directory.path().join("arbor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"{address}\"\nstate-dir = \"state\"\nworkers = 1\npublic-read = true\n\
+                 shutdown-grace = \"2s\"\n\
+                 [worker]\nlease-duration = \"{LEASE_SECONDS}s\"\nheartbeat-interval = \"1s\"\n\
+                 [git]\nurl = \"{url}\"\npoll-interval = \"5s\"\n\
+                 [registry]\ntls-verify = false\n\
+                 [[streams]]\nname = \"{STREAM}\"\narches = [\"{arch}\"]\nimage = \"{host}/{IMAGE_REPOSITORY}\"\n",
+                url = remote.file_url(),
+                arch = os_fixture::ARCH,
+                host = registry.host(),
+            ),
+        )
+        .unwrap();
+        let fixture = Fixture {
+            remote,
+            _repository: repository,
+            registry,
+            write_token: directory.path().join("write-token"),
+            read_token: directory.path().join("read-token"),
+            directory,
+            config,
+            address,
+        };
+        fixture.create_token("ci", &["read", "write"], &fixture.write_token);
+        fixture.create_token("viewer", &["read"], &fixture.read_token);
+        fixture
+    }
+
+    /// `arbor token create NAME --scope ... --config arbor.toml`, the token written to `path`.
+    fn create_token(&self, name: &str, scopes: &[&str], path: &Path) {
+        let mut command = arbor();
+        command.args(["token", "create", name, "--config"]).arg(&self.config);
+        for scope in scopes {
+            command.args(["--scope", scope]);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "token create: {}", text(&output.stderr));
+        let token = text(&output.stdout);
+        assert!(token.trim().len() >= 32, "a token of some length: {token:?}");
+        std::fs::write(path, token).unwrap();
+    }
+
+    fn start_server(&self) -> Server {
+        let mut server = Server::start(&self.config, &self.directory.path().join("serve.log"));
+        server.wait_ready(self.address);
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// `arbor remote ARGUMENTS --url URL [--token-file TOKEN]`.
+    fn remote(&self, arguments: &[&str], token: Option<&Path>) -> Output {
+        let mut command = arbor();
+        command.arg("remote").args(arguments).args(["--url", &self.url()]);
+        if let Some(token) = token {
+            command.arg("--token-file").arg(token);
+        }
+        command.output().unwrap()
+    }
+
+    /// The stream's builds, newest first, as the API returns them.
+    fn builds(&self) -> Vec<Value> {
+        let output = self.remote(&["builds", STREAM, "--json", "--limit", "100"], None);
+        assert!(output.status.success(), "remote builds: {}", text(&output.stderr));
+        let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn builds_of(&self, commit: &str) -> Vec<Value> {
+        self.builds().into_iter().filter(|build| build["git_commit"] == commit).collect()
+    }
+
+    /// Waits until a build of `commit` is in a state `accepted` takes; returns it.
+    fn wait_for_build(
+        &self,
+        server: &Server,
+        commit: &str,
+        what: &str,
+        accepted: &dyn Fn(&str) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(build) = self
+                .builds_of(commit)
+                .into_iter()
+                .find(|build| accepted(build["status"].as_str().unwrap_or("")))
+            {
+                return build;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no build of {commit} {what} in time; builds: {:#?}\nserver log:\n{}",
+                self.builds_of(commit),
+                server.log_text()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn wait_for_final_build(&self, server: &Server, commit: &str) -> Value {
+        self.wait_for_build(server, commit, "in a final status", &|status| {
+            matches!(status, "succeeded" | "failed" | "unchanged" | "cancelled")
+        })
+    }
+
+    /// `GET /api/v1/jobs/{id}` (read by a visitor: the server is public-read).
+    fn job(&self, id: i64) -> Value {
+        let response = http_request(self.address, "GET", &format!("/api/v1/jobs/{id}"), &[]).unwrap();
+        assert_eq!(response.status, 200, "{}", text(&response.body));
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    fn database(&self) -> PathBuf {
+        self.directory.path().join("state/arbor.db")
+    }
+}
+
+fn assert_succeeded(build: &Value, server: &Server) {
+    assert_eq!(build["status"], "succeeded", "build: {build:#}\nserver log:\n{}", server.log_text());
+}
+
+#[test]
+fn a_server_composes_pushed_commits_survives_sigkill_and_stops_on_sigterm() {
+    let fixture = Fixture::new();
+    let server = fixture.start_server();
+
+    // The first commit composes into an image in the registry, tagged with the stream and the version.
+    let first = fixture.remote.head(STREAM).unwrap().unwrap();
+    let build = fixture.wait_for_final_build(&server, &first);
+    assert_succeeded(&build, &server);
+    assert_eq!(build["version"], "42.0");
+    assert!(build["manifest_digest"].as_str().unwrap().starts_with("sha256:"), "{build:#}");
+    assert!(fixture.registry.tag_exists(IMAGE_REPOSITORY, STREAM).unwrap());
+    assert!(fixture.registry.tag_exists(IMAGE_REPOSITORY, "42.0").unwrap());
+
+    // `arbor remote` shows it to a visitor as a table, and the build's phases.
+    let streams = fixture.remote(&["streams"], None);
+    assert!(streams.status.success(), "{}", text(&streams.stderr));
+    let streams = text(&streams.stdout);
+    assert!(streams.contains(STREAM) && streams.contains("succeeded"), "{streams}");
+    let shown = fixture.remote(&["build", &build["id"].to_string()], None);
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("phase") && shown.contains("42.0"), "{shown}");
+
+    // A commit that changes no input of the compose: an unchanged build, no new version.
+    let readme = [("README.md", TestFile::text("exampleos configuration, reworded\n"))];
+    let no_op = fixture.remote.commit(STREAM, &readme, "Reword the README").unwrap();
+    let build = fixture.wait_for_final_build(&server, &no_op);
+    assert_eq!(build["status"], "unchanged", "{build:#}\n{}", server.log_text());
+
+    // Reading needs no token here (public-read), acting does: none is 401, a read token 403.
+    let anonymous =
+        http_request(fixture.address, "POST", &format!("/api/v1/streams/{STREAM}/builds"), &[]).unwrap();
+    assert_eq!(anonymous.status, 401, "{}", text(&anonymous.body));
+    let refused = fixture.remote(&["compose", STREAM], Some(&fixture.read_token));
+    assert!(!refused.status.success());
+    let refused = text(&refused.stderr);
+    assert!(refused.contains("403") || refused.contains("scope"), "{refused}");
+
+    // A change of the treefile composes; the server is killed while it does.
+    let changed =
+        [("manifest.yaml", TestFile::text(&treefile("add-commit-metadata:\n  exampleos.variant: server\n")))];
+    let second = fixture.remote.commit(STREAM, &changed, "Record the variant").unwrap();
+    let running = fixture.wait_for_build(&server, &second, "running", &|status| status == "running");
+    let job_id = running["job_id"].as_i64().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while fixture.job(job_id)["phase"].is_null() {
+        assert!(Instant::now() < deadline, "the compose job reported no phase:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut server = server;
+    server.kill_group();
+    drop(server);
+
+    // Restarted, the server composes that commit again once its lease has run out, and only once.
+    let server = fixture.start_server();
+    let build = fixture.wait_for_final_build(&server, &second);
+    assert_succeeded(&build, &server);
+    assert_eq!(build["version"], "42.1");
+    let builds = fixture.builds_of(&second);
+    assert_eq!(builds.len(), 1, "one build of the commit: {builds:#?}");
+    let job = fixture.job(job_id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["attempts"], 2, "the killed attempt and the one after the restart: {job:#}");
+
+    // Compose now through the API, waiting with the build's log: the inputs are unchanged.
+    let composed = fixture.remote(&["compose", STREAM, "--wait"], Some(&fixture.write_token));
+    assert!(composed.status.success(), "{}\n{}", text(&composed.stderr), server.log_text());
+    assert!(text(&composed.stdout).contains("unchanged"), "{}", text(&composed.stdout));
+
+    // SIGTERM stops the server cleanly; its database is sound.
+    let status = server.terminate();
+    assert!(status.success(), "arbor serve exited with {status}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let integrity = runtime.block_on(async {
+        let url = format!("sqlite://{}", fixture.database().display());
+        let store = pipeline::Store::open(&url, pipeline::store::StoreOptions::default()).await.unwrap();
+        let integrity = store.sqlite_integrity_check().await.unwrap();
+        store.close().await;
+        integrity
+    });
+    assert_eq!(integrity.as_deref(), Some("ok"));
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_file_line_and_key() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("arbor.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkerz = 2\n[git]\nurl = \"file:///nowhere.git\"\n",
+    )
+    .unwrap();
+    let output = arbor().args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("arbor.toml:3"), "{stderr}");
+    assert!(stderr.contains("workerz"), "{stderr}");
+
+    let missing =
+        arbor().args(["serve", "--config"]).arg(directory.path().join("absent.toml")).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("absent.toml"), "{}", text(&missing.stderr));
+}
