@@ -5,6 +5,8 @@
 //! with SIGKILL in the middle of a compose composes that commit exactly once after a restart (and its
 //! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
