@@ -6,7 +6,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 ARBOR := target/debug/arbor
 
-.PHONY: all deps build demo test unit lint corpus bench fuzz clean
+.PHONY: all deps build demo serve test unit lint corpus bench fuzz clean
 
 all: build
 
@@ -71,6 +71,14 @@ demo: deps build
 	echo "   /etc/containers/registries.conf.d/ for plain HTTP):" && \
 	echo "   bootc switch $$registry/exampleos/os:testing-devel" && \
 	echo "   rpm-ostree rebase ostree-unverified-registry:$$registry/exampleos/os:testing-devel"
+	@echo
+	@echo "== the compose server: arbor serve on a git repository of examples/ (scripts/demo-server)"
+	@scripts/demo-server $(DEMO_DIR)
+
+# The demo's server, left running until Ctrl-C (after `make demo`, or on its own).
+serve: deps build
+	@$(CARGO) run --quiet -p arbor-testsupport --bin exampleos-repository -- $(DEMO_DIR)/repo
+	@scripts/demo-server $(DEMO_DIR) --stay
 
 lint:
 	$(CARGO) fmt --all --check

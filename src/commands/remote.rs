@@ -184,11 +184,11 @@ async fn run_async(command: RemoteCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             if let Some(bytes) = summary.download_bytes {
-                println!(
-                    "  download   {} for a client of build {:?}",
-                    human_bytes(bytes.max(0) as u64),
-                    summary.previous_build_id
-                );
+                let client = match summary.previous_build_id {
+                    Some(previous) => format!("a client of build {previous}"),
+                    None => String::from("a new client (no previous build)"),
+                };
+                println!("  download   {} for {client}", human_bytes(bytes.max(0) as u64));
             }
             for phase in &build.phases {
                 println!("  phase      {:16} {:.1} s", phase.name, phase.duration_ms as f64 / 1000.0);
