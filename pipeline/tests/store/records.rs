@@ -1,8 +1,8 @@
-//! Streams, tokens, job lists and the queue overview, and migrations.
+//! Streams, tokens, job lists and the queue overview, migrations, and closing the store.
 
 use std::time::Duration;
 
-use pipeline::queue::NewJob;
+use pipeline::queue::{NewJob, QueueOptions};
 use pipeline::store::{JobState, NewToken, Scope, StoreOptions};
 use pipeline::{Store, StoreError};
 
@@ -13,7 +13,11 @@ both_backends!(
     tokens_store_only_their_hash,
     jobs_list_by_state_and_the_overview_shows_waits,
     migrating_again_changes_nothing,
+    closing_the_store_returns,
 );
+
+/// A bound for a hang, not a measurement.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
 
 async fn streams_are_upserted_and_record_heads_errors_and_events(harness: Harness) {
     let store = &harness.store;
@@ -179,4 +183,14 @@ async fn relative_sqlite_urls_open_relative_to_the_working_directory() {
     assert_eq!(store.sqlite_path(), Some(std::path::Path::new("state/arbor.db")));
     assert!(directory.path().join("state/arbor.db").is_file());
     assert_eq!(store.sqlite_integrity_check().await.unwrap().as_deref(), Some("ok"));
+}
+
+async fn closing_the_store_returns(harness: Harness) {
+    // A store that has listened for job notifications (PostgreSQL) and queued work closes too.
+    let queue = pipeline::Queue::new(harness.another_store().await, QueueOptions::default());
+    queue.enqueue(&NewJob::new("compose", serde_json::json!({}))).await.unwrap();
+    for store in [queue.store(), &harness.store] {
+        let closed = tokio::time::timeout(CLOSE_DEADLINE, store.close()).await;
+        assert!(closed.is_ok(), "closing {} did not return within {CLOSE_DEADLINE:?}", store.database());
+    }
 }
