@@ -5,10 +5,13 @@
 //! with `pg_ctl` on a free port, with `fsync=off` (test data need not survive a power cut). `initdb` and
 //! `pg_ctl` refuse to run as root, so as root they run as the `postgres` user through `runuser`.
 //!
-//! The server is a daemon, so it would outlive a test process that is killed (nextest's timeout, `kill
-//! -9`) before its `Drop` runs. A watchdog shell started beside it reads a pipe whose only writer is the
-//! test process: when that process ends in any way, the pipe closes, and the watchdog stops the server
-//! (`-m immediate`) and removes its directory.
+//! The server is a daemon (`pg_ctl` starts it in a session of its own), so it would outlive a test process
+//! that is killed (nextest's timeout, `timeout`, Ctrl-C, `kill -9`) before its `Drop` runs. A watchdog
+//! shell started beside it reads a pipe whose only writer is the test process: when that process ends in
+//! any way, the pipe closes, and the watchdog stops the server (`-m immediate`) and removes its directory.
+//! The watchdog runs in a process group of its own and ignores the terminating signals, so what kills the
+//! test's whole process group (`timeout` signals the group, a terminal's Ctrl-C the foreground group) does
+//! not kill the watchdog with it.
 //!
 //! ```no_run
 //! use arbor_testsupport::postgres::TestPostgres;
@@ -21,6 +24,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
@@ -39,6 +43,12 @@ const START_ATTEMPTS: usize = 3;
 /// connections for benchmarks with dozens of clients.
 const SERVER_SETTINGS: &str = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
      -c full_page_writes=off -c max_connections=200";
+/// What `Drop` tells the watchdog after stopping the server itself.
+const WATCHDOG_STOPPED: &str = "stopped";
+/// Seconds the watchdog of a test process that died waits before its second stop, which catches a server
+/// that a `pg_ctl start` under way at the death brought up after the first stop (a start takes well under
+/// a second here; one slower than this on a loaded machine would be missed).
+const WATCHDOG_SECOND_STOP_DELAY: u32 = 3;
 const INSTALL_HINT: &str = "PostgreSQL server programs (initdb, pg_ctl) were not found in /usr/lib/postgresql/*/bin \
      or on PATH: run scripts/install-deps (Debian package postgresql, Fedora package postgresql-server)";
 
@@ -206,8 +216,10 @@ impl Drop for TestPostgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        // Closing the pipe lets the watchdog finish (its stop finds nothing running) and remove the directory.
+        // Telling the watchdog that the server is stopped, then closing the pipe, lets it remove the
+        // directory at once (no second stop).
         if let Some(mut pipe) = self.watchdog_pipe.take() {
+            let _ = writeln!(pipe, "{WATCHDOG_STOPPED}");
             let _ = pipe.flush();
         }
         let _ = self.watchdog.wait();
@@ -254,14 +266,22 @@ fn cluster_template(programs: &Programs) -> Result<PathBuf> {
     Ok(template)
 }
 
-/// The watchdog: waits for its stdin to close, then stops the server and removes `directory`.
+/// The watchdog: waits for its stdin to close, then stops the server and removes `directory`. When the
+/// test process died without saying [`WATCHDOG_STOPPED`], it stops the server once more after
+/// [`WATCHDOG_SECOND_STOP_DELAY`].
 fn start_watchdog(programs: &Programs, directory: &Path) -> Result<(Child, ChildStdin)> {
     let stop = if programs.as_postgres_user {
-        format!("runuser -u {POSTGRES_USER} -- \"$0\" -D \"$1/data\" -s -m immediate stop")
+        format!("runuser -u {POSTGRES_USER} -- \"$0\" -D \"$1/data\" -s -m immediate stop >/dev/null 2>&1")
     } else {
-        "\"$0\" -D \"$1/data\" -s -m immediate stop".to_string()
+        "\"$0\" -D \"$1/data\" -s -m immediate stop >/dev/null 2>&1".to_string()
     };
-    let script = format!("while read -r _; do :; done; {stop} >/dev/null 2>&1; rm -rf \"$1\"");
+    let script = format!(
+        "trap '' HUP INT QUIT TERM; stopped=; \
+         while read -r line; do [ \"$line\" = {WATCHDOG_STOPPED} ] && stopped=1; done; \
+         {stop}; \
+         if [ -z \"$stopped\" ]; then sleep {WATCHDOG_SECOND_STOP_DELAY}; {stop}; fi; \
+         rm -rf \"$1\""
+    );
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -270,6 +290,8 @@ fn start_watchdog(programs: &Programs, directory: &Path) -> Result<(Child, Child
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Out of the test's process group: signals to that group must not reach the watchdog.
+        .process_group(0)
         .spawn()
         .context("starting the PostgreSQL watchdog")?;
     let pipe = child.stdin.take().context("the watchdog has no stdin")?;
@@ -325,7 +347,114 @@ fn free_port() -> Result<u16> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    /// Set only for the child process that holds a server and is killed.
+    const CHILD_ENVIRONMENT: &str = "ARBOR_TEST_POSTGRES_CHILD";
+    /// What the child prints once its server runs, followed by the postmaster's pid and the directory.
+    const CHILD_READY: &str = "ARBOR-POSTGRES-CHILD-READY";
+    /// How long the child holds its server when nothing kills it.
+    const CHILD_LIFETIME: Duration = Duration::from_secs(600);
+    /// How long the watchdog may take to stop the server and remove its directory (the second stop comes
+    /// after WATCHDOG_SECOND_STOP_DELAY): a bound for a hang, not a measurement.
+    const CLEANUP_DEADLINE: Duration = Duration::from_secs(30);
+
+    /// Not a test of its own: the process that `killed_test_process` starts and kills.
+    #[test]
+    #[ignore = "the child process of the killed_* tests"]
+    fn child_holding_a_server() {
+        if std::env::var_os(CHILD_ENVIRONMENT).is_none() {
+            return;
+        }
+        let server = TestPostgres::start().unwrap();
+        let pid = fs::read_to_string(server.directory.path().join("data/postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_string();
+        println!("{CHILD_READY} {pid} {}", server.directory.path().display());
+        std::thread::sleep(CHILD_LIFETIME);
+    }
+
+    /// How the child holding a server dies.
+    enum Death {
+        /// `kill -9` of the process alone.
+        Killed,
+        /// SIGTERM to its whole process group, as `timeout` sends it.
+        GroupTerminated,
+        /// `kill -9` of its whole process group.
+        GroupKilled,
+    }
+
+    fn killed_test_process(death: Death) {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["postgres::tests::child_holding_a_server", "--exact", "--ignored", "--nocapture"])
+            .args(["--test-threads=1"])
+            .env(CHILD_ENVIRONMENT, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let (pid, directory) = loop {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "the child ended before its server ran");
+            // libtest prints "test NAME ... " before the test's own output, on the same line.
+            if let Some((_, ready)) = line.split_once(CHILD_READY) {
+                let (pid, directory) = ready.trim().split_once(' ').unwrap();
+                break (pid.parse::<u32>().unwrap(), PathBuf::from(directory));
+            }
+        };
+        assert!(is_alive(pid), "the server {pid} runs");
+        let group = format!("-{}", child.id());
+        match death {
+            Death::Killed => child.kill().unwrap(),
+            Death::GroupTerminated => {
+                run(Command::new("kill").args(["-TERM", "--", &group]), "kill").map(drop).unwrap()
+            }
+            Death::GroupKilled => {
+                run(Command::new("kill").args(["-KILL", "--", &group]), "kill").map(drop).unwrap()
+            }
+        }
+        assert!(!child.wait().unwrap().success());
+        let started = Instant::now();
+        while is_alive(pid) || directory.exists() {
+            assert!(
+                started.elapsed() < CLEANUP_DEADLINE,
+                "after the test process died, the server {pid} runs: {} (directory {} exists: {})",
+                is_alive(pid),
+                directory.display(),
+                directory.exists()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether process `pid` runs (a zombie nobody reaped yet does not).
+    fn is_alive(pid: u32) -> bool {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // The state follows the command name in parentheses, which may itself hold spaces and parentheses.
+        stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    }
+
+    #[test]
+    fn a_killed_test_process_leaves_no_server() {
+        killed_test_process(Death::Killed);
+    }
+
+    #[test]
+    fn a_test_process_group_terminated_by_timeout_leaves_no_server() {
+        killed_test_process(Death::GroupTerminated);
+    }
+
+    #[test]
+    fn a_killed_test_process_group_leaves_no_server() {
+        killed_test_process(Death::GroupKilled);
+    }
 
     #[test]
     fn starts_creates_databases_and_stops_without_leftovers() {

@@ -2,6 +2,12 @@
 //! Every statement carries `id = $job AND lease_token = $token AND state = 'running' AND lease_expires >=
 //! $now`: a worker whose lease expired or passed to another one changes nothing and gets
 //! [`StoreError::LeaseLost`].
+//!
+//! Ending a lease changes the job and its build together: on PostgreSQL in one statement (the build's
+//! update in a data-modifying `WITH`, see `with_build!`), so a success or a cancellation is one round
+//! trip; on SQLite in one transaction of the writer. A failure or a release depends on the job's row
+//! (attempts left, cancellation asked): it reads the row first, and its update is guarded by the
+//! `cancel_requested` it read, so a cancellation asked in between is never lost.
 
 use super::{Lease, Queue};
 use crate::clock::millis;
@@ -47,7 +53,7 @@ pub struct HeartbeatAnswer {
     pub lease_expires: i64,
 }
 
-/// The fenced row of a job under a lease.
+/// The fenced row of a job under a lease: what a failure's or a release's ending depends on.
 #[derive(Debug, sqlx::FromRow)]
 struct LeasedRow {
     attempts: i64,
@@ -55,13 +61,52 @@ struct LeasedRow {
     cancel_requested: bool,
 }
 
-/// The statement that reads (and on PostgreSQL locks) the row of a valid lease.
-macro_rules! leased_row_sql {
-    ($dialect:expr) => {
-        for_update!(
-            $dialect,
-            "SELECT attempts, max_attempts, cancel_requested FROM jobs \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires >= $3"
+/// The statement that reads the row of a valid lease (no lock: the update that follows is guarded by the
+/// `cancel_requested` read, and `attempts` and `max_attempts` do not change while the lease is valid).
+const LEASED_ROW_SQL: &str = "SELECT attempts, max_attempts, cancel_requested FROM jobs \
+     WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires >= $3";
+
+/// The fenced update that ends a lease, returning the job's id when it changed the job. `$10`, when not
+/// NULL, is the `cancel_requested` the ending was decided on: asked since, the update changes nothing.
+/// The build statements below number their own parameters from `$11` and reuse `$4` (the error) and `$9`
+/// (now).
+macro_rules! end_job_sql {
+    () => {
+        "UPDATE jobs SET state = $2, run_after = COALESCE($3, run_after), error = COALESCE($4, error), \
+         result = $5, finished_at = $6, lease_token = NULL, lease_owner = NULL, lease_expires = NULL, \
+         attempts = attempts - $7 WHERE id = $1 AND lease_token = $8 AND state = 'running' \
+         AND lease_expires >= $9 AND cancel_requested = COALESCE($10, cancel_requested) RETURNING id"
+    };
+}
+
+/// The build of a job handed back: queued again.
+macro_rules! requeue_build_sql {
+    ($job_id:expr) => {
+        concat!("UPDATE builds SET status = 'queued' WHERE job_id = ", $job_id, " AND status = 'running'")
+    };
+}
+
+/// The build of a job that ended without a build result: `$11` its status, the job's error.
+macro_rules! finish_build_sql {
+    ($job_id:expr) => {
+        concat!(
+            "UPDATE builds SET status = $11, error = $4, finished_at = $9 WHERE job_id = ",
+            $job_id,
+            " AND status IN ('queued', 'running')"
+        )
+    };
+}
+
+/// The build of a compose that succeeded, with its result (`$11` to `$22`).
+macro_rules! record_build_sql {
+    ($job_id:expr) => {
+        concat!(
+            "UPDATE builds SET status = $11, previous_build_id = $12, version = $13, inputhash = $14, \
+             ostree_commit = $15, image_reference = $16, manifest_digest = $17, packages = $18, \
+             package_diff = $19, download_bytes = $20, image_bytes = $21, phases = $22, finished_at = $9 \
+             WHERE job_id = ",
+            $job_id,
+            " AND status IN ('queued', 'running')"
         )
     };
 }
@@ -79,8 +124,18 @@ enum BuildChange {
     /// Back to queued (a retry or a release).
     Requeue,
     Finish(BuildStatus),
-    Record(Box<BuildResult>),
+    Record(Box<BuildResult>, EncodedBuildResult),
 }
+
+/// How a lease ends: known from the outcome alone (one statement), or decided on the fenced row (a read,
+/// then the update guarded by what was read).
+enum Ending<'a> {
+    Fixed(Transition),
+    OnRow(Box<Decide<'a>>),
+}
+
+/// Decides an ending on the fenced row and the time.
+type Decide<'a> = dyn Fn(&LeasedRow, i64) -> Result<Transition, StoreError> + Send + Sync + 'a;
 
 impl Queue {
     /// Extends the lease; returns whether cancellation was asked.
@@ -172,36 +227,45 @@ impl Queue {
 
     /// Ends the attempt. A transient failure with attempts left queues the job again after a backoff; a
     /// job asked to cancel that fails transiently is cancelled instead. The build follows, and a
-    /// succeeding compose records its [`BuildResult`] in the same transaction.
+    /// succeeding compose records its [`BuildResult`] with the job's completion (one statement on
+    /// PostgreSQL, one transaction on SQLite).
     pub async fn complete(&self, lease: &Lease, outcome: Outcome) -> Result<Completed, StoreError> {
         let backoff = self.options.backoff;
-        let decide = |row: &LeasedRow, now: i64| -> Result<Transition, StoreError> {
-            Ok(match &outcome {
-                Outcome::Succeeded { result, build } => Transition {
-                    state: JobState::Succeeded,
-                    run_after: None,
-                    error: None,
-                    result: Some(result.to_string()),
-                    build: match build {
-                        Some(build) => BuildChange::Record(build.clone()),
-                        None => BuildChange::Finish(BuildStatus::Succeeded),
-                    },
+        let ending = match &outcome {
+            Outcome::Succeeded { result, build } => Ending::Fixed(Transition {
+                state: JobState::Succeeded,
+                run_after: None,
+                error: None,
+                result: Some(result.to_string()),
+                build: match build {
+                    Some(build) => {
+                        let encoded = EncodedBuildResult::new(build).map_err(|source| {
+                            let what = format!("the build result of job {}", lease.job_id);
+                            self.store().json_error(what, source)
+                        })?;
+                        BuildChange::Record(build.clone(), encoded)
+                    }
+                    None => BuildChange::Finish(BuildStatus::Succeeded),
                 },
-                Outcome::Cancelled => cancelled(None),
-                Outcome::Failed { error, .. } if row.cancel_requested => cancelled(Some(error.clone())),
-                Outcome::Failed { error, permanent } if *permanent || row.attempts >= row.max_attempts => {
+            }),
+            Outcome::Cancelled => Ending::Fixed(cancelled(None)),
+            Outcome::Failed { error, permanent } => Ending::OnRow(Box::new(move |row, now| {
+                Ok(if row.cancel_requested {
+                    cancelled(Some(error.clone()))
+                } else if *permanent || row.attempts >= row.max_attempts {
                     failed(error.clone())
-                }
-                Outcome::Failed { error, .. } => Transition {
-                    state: JobState::Queued,
-                    run_after: Some(now + backoff.delay(row.attempts)?),
-                    error: Some(error.clone()),
-                    result: None,
-                    build: BuildChange::Requeue,
-                },
-            })
+                } else {
+                    Transition {
+                        state: JobState::Queued,
+                        run_after: Some(now + backoff.delay(row.attempts)?),
+                        error: Some(error.clone()),
+                        result: None,
+                        build: BuildChange::Requeue,
+                    }
+                })
+            })),
         };
-        let transition = self.end_lease(lease, "completing", decide).await?;
+        let transition = self.end_lease(lease, "completing", ending).await?;
         Ok(match transition {
             (JobState::Queued, Some(run_after)) => Completed::Retrying { run_after },
             (state, _) => Completed::Finished(state),
@@ -223,83 +287,98 @@ impl Queue {
                 build: BuildChange::Requeue,
             })
         };
-        let (state, _) = self.end_lease(lease, "releasing", decide).await?;
+        let (state, _) = self.end_lease(lease, "releasing", Ending::OnRow(Box::new(decide))).await?;
         if state == JobState::Queued {
-            self.store().wake().bump();
+            let store = self.store();
+            if store.is_postgres() {
+                // After the commit, so other processes' workers that wake find the job queued.
+                dispatch!(store, write, |pool, dialect| {
+                    sqlx::query("NOTIFY arbor_jobs").execute(pool).await.map(drop)
+                })
+                .map_err(|source| {
+                    store.failed(format!("waking workers for released job {}", lease.job_id), source)
+                })?;
+            }
+            store.wake().bump();
         }
         Ok(state)
     }
 
-    /// Ends a lease in one transaction: reads the fenced row, decides, updates the job and its build.
+    /// Ends a lease: the job's fenced update and its build's together. An ending decided on the row reads
+    /// it first and guards the update with what it read; when cancellation was asked in between, the
+    /// update changes nothing and the ending is decided again.
     async fn end_lease(
         &self,
         lease: &Lease,
         action: &str,
-        decide: impl Fn(&LeasedRow, i64) -> Result<Transition, StoreError>,
+        ending: Ending<'_>,
     ) -> Result<(JobState, Option<i64>), StoreError> {
         let store = self.store();
         let now = store.now();
-        let releasing = action == "releasing";
-        let ended = dispatch!(store, write, |pool, dialect| {
-            async {
-                let mut transaction = pool.begin_with(dialect.begin()).await.map_err(Ended::Database)?;
-                let row: Option<LeasedRow> = sqlx::query_as(leased_row_sql!(dialect))
+        let query_failed = |source| store.failed(format!("{action} job {}", lease.job_id), source);
+        // This loop ends: `cancel_requested` only ever turns true, so a second guarded update misses only
+        // when the lease is lost, and the read after that finds no row.
+        loop {
+            let decided;
+            let (transition, seen_cancel_requested) = match &ending {
+                Ending::Fixed(transition) => (transition, None),
+                Ending::OnRow(decide) => {
+                    let row: Option<LeasedRow> = dispatch!(store, read, |pool, dialect| {
+                        sqlx::query_as(LEASED_ROW_SQL)
+                            .bind(lease.job_id)
+                            .bind(&lease.token)
+                            .bind(now)
+                            .fetch_optional(pool)
+                            .await
+                    })
+                    .map_err(query_failed)?;
+                    let Some(row) = row else {
+                        return Err(StoreError::LeaseLost { job_id: lease.job_id });
+                    };
+                    decided = decide(&row, now)?;
+                    (&decided, Some(row.cancel_requested))
+                }
+            };
+            let refund = action == "releasing" && transition.state == JobState::Queued;
+            let changed = self.apply_ending(lease, transition, seen_cancel_requested, refund, now).await;
+            if changed.map_err(query_failed)? {
+                return Ok((transition.state, transition.run_after));
+            }
+            if seen_cancel_requested.is_none() {
+                return Err(StoreError::LeaseLost { job_id: lease.job_id });
+            }
+        }
+    }
+
+    /// The fenced update of the job and its build's (one statement on PostgreSQL, one transaction on
+    /// SQLite); whether the job changed. `refund`: the attempt is not counted.
+    async fn apply_ending(
+        &self,
+        lease: &Lease,
+        transition: &Transition,
+        seen_cancel_requested: Option<bool>,
+        refund: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let finished_at = transition.state.is_final().then_some(now);
+        // The parameters of `end_job_sql!` and of the build statement, in their numbering.
+        macro_rules! bound {
+            ($query:expr) => {{
+                let query = $query
                     .bind(lease.job_id)
+                    .bind(transition.state.as_str())
+                    .bind(transition.run_after)
+                    .bind(transition.error.as_deref())
+                    .bind(transition.result.as_deref())
+                    .bind(finished_at)
+                    .bind(i64::from(refund))
                     .bind(&lease.token)
                     .bind(now)
-                    .fetch_optional(&mut *transaction)
-                    .await
-                    .map_err(Ended::Database)?;
-                let Some(row) = row else {
-                    return Err(Ended::LeaseLost);
-                };
-                let transition = decide(&row, now).map_err(Ended::Store)?;
-                let finished_at = transition.state.is_final().then_some(now);
-                sqlx::query(
-                    "UPDATE jobs SET state = $2, run_after = COALESCE($3, run_after), error = COALESCE($4, error), \
-                     result = $5, finished_at = $6, lease_token = NULL, lease_owner = NULL, lease_expires = NULL, \
-                     attempts = attempts - $7 WHERE id = $1",
-                )
-                .bind(lease.job_id)
-                .bind(transition.state.as_str())
-                .bind(transition.run_after)
-                .bind(transition.error.as_deref())
-                .bind(transition.result.as_deref())
-                .bind(finished_at)
-                .bind(i64::from(releasing && transition.state == JobState::Queued))
-                .execute(&mut *transaction)
-                .await
-                .map_err(Ended::Database)?;
+                    .bind(seen_cancel_requested);
                 match &transition.build {
-                    BuildChange::Requeue => {
-                        sqlx::query("UPDATE builds SET status = 'queued' WHERE job_id = $1 AND status = 'running'")
-                            .bind(lease.job_id)
-                            .execute(&mut *transaction)
-                            .await
-                            .map_err(Ended::Database)?;
-                    }
-                    BuildChange::Finish(status) => {
-                        sqlx::query(
-                            "UPDATE builds SET status = $2, error = $3, finished_at = $4 \
-                             WHERE job_id = $1 AND status IN ('queued', 'running')",
-                        )
-                        .bind(lease.job_id)
-                        .bind(status.as_str())
-                        .bind(transition.error.as_deref())
-                        .bind(now)
-                        .execute(&mut *transaction)
-                        .await
-                        .map_err(Ended::Database)?;
-                    }
-                    BuildChange::Record(build) => {
-                        let encoded = EncodedBuildResult::new(build).map_err(Ended::Json)?;
-                        sqlx::query(
-                            "UPDATE builds SET status = $2, previous_build_id = $3, version = $4, inputhash = $5, \
-                             ostree_commit = $6, image_reference = $7, manifest_digest = $8, packages = $9, \
-                             package_diff = $10, download_bytes = $11, image_bytes = $12, phases = $13, \
-                             finished_at = $14 WHERE job_id = $1 AND status IN ('queued', 'running')",
-                        )
-                        .bind(lease.job_id)
+                    BuildChange::Requeue => query,
+                    BuildChange::Finish(status) => query.bind(status.as_str()),
+                    BuildChange::Record(build, encoded) => query
                         .bind(build.status.as_str())
                         .bind(build.previous_build_id)
                         .bind(build.version.as_deref())
@@ -307,23 +386,37 @@ impl Queue {
                         .bind(build.ostree_commit.as_deref())
                         .bind(build.image_reference.as_deref())
                         .bind(build.manifest_digest.as_deref())
-                        .bind(encoded.packages)
-                        .bind(encoded.package_diff)
+                        .bind(encoded.packages.as_deref())
+                        .bind(encoded.package_diff.as_deref())
                         .bind(build.download_bytes)
                         .bind(build.image_bytes)
-                        .bind(encoded.phases)
-                        .bind(now)
-                        .execute(&mut *transaction)
-                        .await
-                        .map_err(Ended::Database)?;
+                        .bind(encoded.phases.as_deref()),
+                }
+            }};
+        }
+        let changed: Option<i64> = dispatch!(self.store(), write, |pool, dialect| {
+            let (job_sql, build_sql) = match &transition.build {
+                BuildChange::Requeue => with_build!(dialect, end_job_sql!(), requeue_build_sql, "id"),
+                BuildChange::Finish(_) => with_build!(dialect, end_job_sql!(), finish_build_sql, "id"),
+                BuildChange::Record(..) => with_build!(dialect, end_job_sql!(), record_build_sql, "id"),
+            };
+            match build_sql {
+                None => bound!(sqlx::query_scalar(job_sql)).fetch_optional(pool).await,
+                Some(build_sql) => {
+                    async {
+                        let mut transaction = pool.begin_with(dialect.begin()).await?;
+                        let changed =
+                            bound!(sqlx::query_scalar(job_sql)).fetch_optional(&mut *transaction).await?;
+                        if changed.is_some() {
+                            bound!(sqlx::query(build_sql)).execute(&mut *transaction).await?;
+                        }
+                        transaction.commit().await?;
+                        Ok(changed)
                     }
+                    .await
                 }
-                if releasing && transition.state == JobState::Queued && dialect == crate::store::Dialect::Postgres {
-                    sqlx::query("NOTIFY arbor_jobs").execute(&mut *transaction).await.map_err(Ended::Database)?;
-                }
-                transaction.commit().await.map_err(Ended::Database)?;
-                Ok((transition.state, transition.run_after))
             }
+<<<<<<< HEAD
             .await
         });
         if ended.is_ok() {
@@ -337,15 +430,11 @@ impl Queue {
                 store.json_error(format!("the build result of job {}", lease.job_id), source)
             }
         })
+=======
+        })?;
+        Ok(changed.is_some())
+>>>>>>> queue-speed
     }
-}
-
-/// Why ending a lease failed, inside its transaction.
-enum Ended {
-    Database(sqlx::Error),
-    LeaseLost,
-    Store(StoreError),
-    Json(serde_json::Error),
 }
 
 fn cancelled(error: Option<String>) -> Transition {

@@ -9,5 +9,6 @@ mod builds;
 mod crash;
 mod leadership;
 mod queue;
+mod races;
 mod records;
 mod workers;

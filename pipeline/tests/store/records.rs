@@ -1,8 +1,8 @@
-//! Streams, tokens, job lists and the queue overview, and migrations.
+//! Streams, tokens, job lists and the queue overview, migrations, and closing the store.
 
 use std::time::Duration;
 
-use pipeline::queue::NewJob;
+use pipeline::queue::{NewJob, QueueOptions};
 use pipeline::store::{JobState, NewToken, Scope, StoreOptions};
 use pipeline::{Store, StoreError};
 
@@ -14,7 +14,11 @@ both_backends!(
     jobs_list_by_state_and_the_overview_shows_waits,
     migrating_again_changes_nothing,
     closing_a_store_returns,
+    closing_the_store_returns,
 );
+
+/// A bound for a hang, not a measurement.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(60);
 
 async fn streams_are_upserted_and_record_heads_errors_and_events(harness: Harness) {
     let store = &harness.store;
@@ -179,16 +183,24 @@ async fn unsupported_urls_are_refused_with_the_forms_that_work() {
 }
 
 #[tokio::test]
-async fn relative_sqlite_urls_open_relative_to_the_working_directory() {
+async fn relative_sqlite_urls_open_relative_to_the_working_directory_which_is_created() {
     // nextest runs each test in a process of its own, so changing the directory affects no other test.
     let directory = tempfile::tempdir().unwrap();
     std::env::set_current_dir(directory.path()).unwrap();
-    let store = Store::open("sqlite:state/arbor.db", StoreOptions::default()).await;
-    assert!(matches!(store, Err(StoreError::Open { .. })), "a missing directory is an error");
-    std::fs::create_dir(directory.path().join("state")).unwrap();
+    // The directory of a new server's state is created with the database.
     let store = Store::open("sqlite:state/arbor.db", StoreOptions::default()).await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.sqlite_path(), Some(std::path::Path::new("state/arbor.db")));
     assert!(directory.path().join("state/arbor.db").is_file());
     assert_eq!(store.sqlite_integrity_check().await.unwrap().as_deref(), Some("ok"));
+}
+
+async fn closing_the_store_returns(harness: Harness) {
+    // A store that has listened for job notifications (PostgreSQL) and queued work closes too.
+    let queue = pipeline::Queue::new(harness.another_store().await, QueueOptions::default());
+    queue.enqueue(&NewJob::new("compose", serde_json::json!({}))).await.unwrap();
+    for store in [queue.store(), &harness.store] {
+        let closed = tokio::time::timeout(CLOSE_DEADLINE, store.close()).await;
+        assert!(closed.is_ok(), "closing {} did not return within {CLOSE_DEADLINE:?}", store.database());
+    }
 }
