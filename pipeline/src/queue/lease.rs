@@ -342,6 +342,7 @@ impl Queue {
             let refund = action == "releasing" && transition.state == JobState::Queued;
             let changed = self.apply_ending(lease, transition, seen_cancel_requested, refund, now).await;
             if changed.map_err(query_failed)? {
+                store.builds_changed();
                 return Ok((transition.state, transition.run_after));
             }
             if seen_cancel_requested.is_none() {
@@ -416,24 +417,8 @@ impl Queue {
                     .await
                 }
             }
-<<<<<<< HEAD
-            .await
-        });
-        if ended.is_ok() {
-            store.builds_changed();
-        }
-        ended.map_err(|ended| match ended {
-            Ended::Database(source) => store.failed(format!("{action} job {}", lease.job_id), source),
-            Ended::LeaseLost => StoreError::LeaseLost { job_id: lease.job_id },
-            Ended::Store(error) => error,
-            Ended::Json(source) => {
-                store.json_error(format!("the build result of job {}", lease.job_id), source)
-            }
-        })
-=======
         })?;
         Ok(changed.is_some())
->>>>>>> queue-speed
     }
 }
 

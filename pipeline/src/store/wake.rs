@@ -36,9 +36,6 @@ impl WakeSignal {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(_)) => {}
-                    // The store is closing: dropping the listener hands its connection back, which the
-                    // pool's close waits for.
-                    Err(sqlx::Error::PoolClosed) => return,
                     // The connection was lost (notifications may have been missed); the next call
                     // reconnects and listens again.
                     Ok(None) => tracing::warn!(database, "job notifications: connection lost, reconnecting"),
