@@ -121,6 +121,8 @@ bench: deps corpus
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p image --bench chunking
 	ARBOR_BENCH_CORPUS=$(abspath $(CORPUS_DIR)) $(CARGO) bench -p arbor --bench image
 	$(CARGO) bench -p tree --bench cache_gc
+	$(CARGO) bench -p pipeline --bench queue
+	$(CARGO) bench -p pipeline --bench execution
 	$(CARGO) bench -p web --bench api
 
 # Runs every fuzz target for FUZZ_SECONDS each (needs cargo-fuzz; nightly features via RUSTC_BOOTSTRAP).

@@ -275,6 +275,21 @@ impl Fixture {
         serde_json::from_slice(&response.body).unwrap()
     }
 
+    /// The manifest digest the registry's `tag` names.
+    fn tagged_digest(&self, tag: &str) -> String {
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+        let response = http_request(
+            self.registry.address(),
+            "HEAD",
+            &format!("/v2/{IMAGE_REPOSITORY}/manifests/{tag}"),
+            &[("Accept".to_string(), accept.to_string())],
+        )
+        .unwrap();
+        assert_eq!(response.status, 200, "HEAD of the tag {tag}");
+        let digest = response.headers.iter().find(|(name, _)| name == "docker-content-digest");
+        digest.map(|(_, value)| value.clone()).expect("the registry names the digest")
+    }
+
     fn database(&self) -> PathBuf {
         self.directory.path().join("state/arbor.db")
     }
@@ -344,6 +359,11 @@ fn a_server_composes_pushed_commits_survives_sigkill_and_stops_on_sigterm() {
     assert_eq!(build["version"], "42.1");
     let builds = fixture.builds_of(&second);
     assert_eq!(builds.len(), 1, "one build of the commit: {builds:#?}");
+    assert_eq!(
+        Some(fixture.tagged_digest(STREAM)),
+        build["manifest_digest"].as_str().map(str::to_string),
+        "the stream's tag names the build's whole image"
+    );
     let job = fixture.job(job_id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["attempts"], 2, "the killed attempt and the one after the restart: {job:#}");

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::encapsulate::read_configuration;
 use super::layout::{
-    Descriptor, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageIndex, LayoutError, OciDirectory,
-    Platform, canonical_json,
+    Descriptor, IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageIndex, ImageManifest, LayoutError,
+    OciDirectory, Platform, canonical_json,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +41,7 @@ pub fn join_images(
             });
         }
         let manifest = destination.copy_image_from(source, descriptor)?;
-        let configuration = read_configuration(source, &manifest)?;
-        let platform =
-            Platform { architecture: configuration.architecture.clone(), os: configuration.os.clone() };
+        let platform = read_platform(source, &manifest)?;
         let key = (platform.architecture.clone(), platform.os.clone());
         let entry = Descriptor {
             media_type: IMAGE_MANIFEST_MEDIA_TYPE.to_string(),
@@ -66,4 +63,15 @@ pub fn join_images(
     let written = destination.write_blob(IMAGE_INDEX_MEDIA_TYPE, &canonical_json(&index))?;
     destination.set_tag(tag, written.clone())?;
     Ok(written)
+}
+
+/// The platform an image's configuration names. Only `architecture` and `os` are read: they are all an
+/// index entry needs, and images of other tools may leave out what arbor's own always write (`created`).
+fn read_platform(directory: &OciDirectory, manifest: &ImageManifest) -> Result<Platform, LayoutError> {
+    let bytes = directory.read_blob(&manifest.config.digest)?;
+    serde_json::from_slice(&bytes).map_err(|error| LayoutError::Malformed {
+        path: directory.blob_path(&manifest.config.digest).unwrap_or_default(),
+        what: "image configuration",
+        message: error.to_string(),
+    })
 }

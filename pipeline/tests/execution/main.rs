@@ -9,4 +9,5 @@ mod harness;
 
 mod composes;
 mod git_events;
+mod join;
 mod workers;
