@@ -147,7 +147,11 @@ impl Store {
     pub async fn list_workers(&self) -> Result<Vec<Worker>, StoreError> {
         let rows = dispatch!(self, read, |pool, dialect| {
             sqlx::query_as::<_, WorkerRow>(
-                "SELECT id, name, arches, kind, version, registered_at, last_seen, current_job_id, token_id \
+                // The job recorded at the claim counts only while the worker still holds it: it ended,
+                // or went back to the queue, or to another worker, without the worker saying so.
+                "SELECT id, name, arches, kind, version, registered_at, last_seen, \
+                 (SELECT jobs.id FROM jobs WHERE jobs.id = workers.current_job_id \
+                  AND jobs.state = 'running' AND jobs.lease_owner = workers.id) AS current_job_id, token_id \
                  FROM workers ORDER BY last_seen DESC, id",
             )
             .fetch_all(pool)

@@ -29,6 +29,8 @@ async fn workers_register_heartbeat_and_show_their_job(harness: Harness) {
     assert!(!store.touch_worker("w_unknown").await.unwrap());
     let job =
         harness.queue.enqueue(&pipeline::queue::NewJob::new("compose", serde_json::json!({}))).await.unwrap();
+    let claimed = harness.claim(&second.id, &[], &["compose"]).await.unwrap();
+    assert_eq!(claimed.job.id, job.job_id);
     assert!(store.set_worker_job(&second.id, Some(job.job_id)).await.unwrap());
     let workers = store.list_workers().await.unwrap();
     assert_eq!(workers.len(), 2);
@@ -37,5 +39,11 @@ async fn workers_register_heartbeat_and_show_their_job(harness: Harness) {
     assert_eq!(listed_first.arches, ["x86_64", "aarch64"]);
     let listed_second = workers.iter().find(|worker| worker.id == second.id).unwrap();
     assert_eq!((listed_second.kind, listed_second.current_job_id), (WorkerKind::Embedded, Some(job.job_id)));
+    // Once the job ends the worker runs nothing, though it did not say so.
+    let outcome = pipeline::queue::Outcome::Succeeded { result: serde_json::json!({}), build: None };
+    harness.queue.complete(&claimed.lease, outcome).await.unwrap();
+    let workers = store.list_workers().await.unwrap();
+    let listed_second = workers.iter().find(|worker| worker.id == second.id).unwrap();
+    assert_eq!(listed_second.current_job_id, None, "the job ended");
     assert!(store.set_worker_job(&second.id, None).await.unwrap());
 }
