@@ -80,12 +80,7 @@ fn package(name: &str) -> RpmSpec {
 /// A repository holding the minimal OS and `packages`.
 fn repository_with(packages: &[RpmSpec]) -> TestRepository {
     require_tools(&COMPOSE_TOOLS);
-    let mut repository = TestRepository::new().unwrap();
-    for spec in MinimalOs::from_host().unwrap().packages().iter().chain(packages) {
-        repository.add_package(spec).unwrap();
-    }
-    repository.write_metadata().unwrap();
-    repository
+    MinimalOs::from_host().unwrap().repository_with(packages).unwrap()
 }
 
 /// The names of the minimal OS followed by `packages`.

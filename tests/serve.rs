@@ -140,11 +140,7 @@ impl Fixture {
         for tool in COMPOSE_TOOLS {
             require_tool(tool).expect("scripts/install-deps installs the compose tools");
         }
-        let mut repository = TestRepository::new().unwrap();
-        for spec in MinimalOs::from_host().unwrap().packages() {
-            repository.add_package(&spec).unwrap();
-        }
-        repository.write_metadata().unwrap();
+        let repository = MinimalOs::from_host().unwrap().repository_with(&[]).unwrap();
         let remote = TestGitRemote::new().unwrap();
         let files = [
             ("manifest.yaml", TestFile::text(&treefile(""))),

@@ -122,20 +122,7 @@ impl ApiClient {
             })?;
             request = request.header("content-type", "application/json").body(bytes);
         }
-        let response = request.send().await.map_err(|source| ClientError::Transport {
-            method: method.clone(),
-            url: url.clone(),
-            source,
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|source| ClientError::Transport {
-            method: method.clone(),
-            url: url.clone(),
-            source,
-        })?;
-        if !status.is_success() {
-            return Err(server_error(method, url, status, &bytes));
-        }
+        let bytes = successful_body(request, &method, &url).await?;
         serde_json::from_slice(&bytes).map_err(|error| ClientError::Unexpected {
             method,
             url,
@@ -215,22 +202,9 @@ impl ApiClient {
     pub async fn log_text(&self, job: i64) -> Result<String, ClientError> {
         let url = self.url(&format!("/jobs/{job}/log"));
         let method = Method::GET;
-        let response = self
-            .request(method.clone(), &url)
-            .header("accept", "text/plain")
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| ClientError::Transport { method: method.clone(), url: url.clone(), source })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|source| ClientError::Transport {
-            method: method.clone(),
-            url: url.clone(),
-            source,
-        })?;
-        if !status.is_success() {
-            return Err(server_error(method, url, status, &bytes));
-        }
+        let request =
+            self.request(method.clone(), &url).header("accept", "text/plain").timeout(REQUEST_TIMEOUT);
+        let bytes = successful_body(request, &method, &url).await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -310,6 +284,23 @@ impl ApiClient {
             tokio::time::sleep(RECONNECT_DELAY).await;
         }
     }
+}
+
+/// Sends `request` and reads the whole body of a successful answer; any other status is the server's
+/// error.
+async fn successful_body(
+    request: reqwest::RequestBuilder,
+    method: &Method,
+    url: &str,
+) -> Result<Vec<u8>, ClientError> {
+    let transport = |source| ClientError::Transport { method: method.clone(), url: url.to_string(), source };
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport)?;
+    if !status.is_success() {
+        return Err(server_error(method.clone(), url.to_string(), status, &bytes));
+    }
+    Ok(bytes.to_vec())
 }
 
 /// The server's error answer as an error.

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use rpm::{BuildConfig, CompressionWithLevel, FileOptions, PackageBuilder, Timestamp};
 
 use crate::host_files::HostFiles;
+use crate::repository::TestRepository;
 use crate::rpm_builder::{DEFAULT_BUILD_TIME, RpmSpec};
 
 /// The architecture of the fixture's packages that carry host binaries.
@@ -86,6 +87,16 @@ impl MinimalOs {
     /// `filesystem`, `setup` and `shell`, as [`PACKAGE_NAMES`] lists them.
     pub fn packages(&self) -> Vec<RpmSpec> {
         vec![self.filesystem(), self.setup(), self.shell()]
+    }
+
+    /// An rpm-md repository (with its metadata written) of the minimal OS and `extra` packages.
+    pub fn repository_with(&self, extra: &[RpmSpec]) -> Result<TestRepository> {
+        let mut repository = TestRepository::new()?;
+        for spec in self.packages().iter().chain(extra) {
+            repository.add_package(spec)?;
+        }
+        repository.write_metadata()?;
+        Ok(repository)
     }
 
     /// The skeleton: directories, the merged-`/usr` links and the ELF interpreter link.

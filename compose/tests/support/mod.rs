@@ -49,12 +49,7 @@ pub fn package(name: &str) -> RpmSpec {
 /// A repository holding the minimal OS and `packages`.
 pub fn repository_with(packages: &[RpmSpec]) -> TestRepository {
     require_compose_tools();
-    let mut repository = TestRepository::new().unwrap();
-    for spec in MinimalOs::from_host().unwrap().packages().iter().chain(packages) {
-        repository.add_package(spec).unwrap();
-    }
-    repository.write_metadata().unwrap();
-    repository
+    MinimalOs::from_host().unwrap().repository_with(packages).unwrap()
 }
 
 /// A treefile installing the minimal OS and `packages`, with `extra` YAML appended.

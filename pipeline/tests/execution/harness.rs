@@ -74,11 +74,7 @@ impl Service {
         for tool in COMPOSE_TOOLS {
             require_tool(tool).expect("scripts/install-deps installs the compose tools");
         }
-        let mut repository = TestRepository::new().unwrap();
-        for spec in MinimalOs::from_host().unwrap().packages() {
-            repository.add_package(&spec).unwrap();
-        }
-        repository.write_metadata().unwrap();
+        let repository = MinimalOs::from_host().unwrap().repository_with(&[]).unwrap();
         let remote = TestGitRemote::new().unwrap();
         remote.commit(STREAM, &config_files(&repository.url(), &treefile("")), "Start exampleos").unwrap();
         let registry = TestRegistry::start().unwrap();
