@@ -4,7 +4,7 @@
 //! - startup: opening and migrating the store, saving the streams, opening the mirror, building the state
 //!   and the router, and the first answer;
 //! - the bench process's resident memory (VmRSS) once started and idle, and after the load (this process
-//!   holds the whole server: runtime, pools, caches; `arbor serve` itself is not built yet);
+//!   holds what `arbor serve` holds: runtime, pools, caches, but no scheduler or embedded worker);
 //! - `GET /api/v1/streams/{name}/builds?limit=50` over the 10 streams from 64 keep-alive connections for
 //!   10 s (wrk, with a read token): p50, p99 and requests per second, with the build-list cache and without.
 //!
