@@ -276,6 +276,16 @@ impl Read for EntryContent<'_, '_, '_> {
             return Ok(0);
         }
         let read = archive.archive.read(&mut buffer[..wanted])?;
+        if read == 0 {
+            // The payload ended inside the entry: its content is shorter than the archive said.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the payload ends {} bytes before the end of the entry's content (at offset {})",
+                    archive.remaining, archive.offset
+                ),
+            ));
+        }
         archive.remaining -= read as u64;
         archive.offset += read as u64;
         Ok(read)
@@ -428,6 +438,26 @@ mod tests {
             let error = walk(bytes).expect_err(case).to_string();
             assert!(error.contains(expected), "{case}: {error}");
         }
+    }
+
+    #[test]
+    fn a_payload_that_ends_inside_a_files_content_is_an_error_not_a_short_file() {
+        let metadata = metadata();
+        let entries = metadata.get_file_entries().unwrap();
+        let bytes =
+            archive(&[("./usr/bin/tool", b"#!/bin/sh\n"), ("./usr/share/doc/tool/README", b"read me")]);
+        // The README's content starts at 280 (140 for the first entry, 110 of header, 28 of name, 2 of
+        // padding); three of its seven bytes are left.
+        let truncated = bytes[..283].to_vec();
+        let mut archive = PayloadArchive::new(&metadata, &entries, Box::new(io::Cursor::new(truncated)));
+        archive.next_entry().unwrap().unwrap();
+        let readme = archive.next_entry().unwrap().unwrap();
+        assert_eq!(readme.content_size, 7);
+        let mut content = Vec::new();
+        let error = archive.content().read_to_end(&mut content).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(error.to_string().contains("ends 4 bytes before"), "{error}");
+        assert_eq!(content, b"rea");
     }
 
     /// Every truncation and every single-byte corruption of a valid archive gives entries or an error,
