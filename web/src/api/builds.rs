@@ -16,25 +16,25 @@ use pipeline::store::{BuildFilter, BuildStatus, CreatedBuild};
 use serde::Deserialize;
 
 use super::{configured_stream, page_size};
-use crate::auth::{Read, Require, Write};
+use crate::auth::{Caller, Read, Require, Write};
 use crate::cache::BuildListKey;
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Path, Query};
 use crate::state::AppState;
 
 /// The filters and page of `GET /api/v1/streams/{name}/builds`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BuildListQuery {
     /// Only builds in this status.
-    status: Option<BuildStatus>,
+    pub(crate) status: Option<BuildStatus>,
     /// Only builds of this arch.
-    arch: Option<String>,
+    pub(crate) arch: Option<String>,
     /// The `next_cursor` of the previous page; none: the newest builds.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Builds per page, 1 to 500 (default 50).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// A stream's builds, newest first.
@@ -61,6 +61,17 @@ pub(crate) async fn list_stream_builds(
     Path(name): Path<String>,
     Query(query): Query<BuildListQuery>,
 ) -> Result<Response, ApiError> {
+    let body = build_list_json(&state, name, query).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One page of a stream's builds as the JSON `GET /api/v1/streams/{name}/builds` answers, from the
+/// build-list cache when it can (the dashboard's stream page reads the same page).
+pub(crate) async fn build_list_json(
+    state: &AppState,
+    name: String,
+    query: BuildListQuery,
+) -> Result<Bytes, ApiError> {
     configured_stream(&state.config, &name)?;
     let limit = page_size(query.limit)?;
     let key =
@@ -89,7 +100,7 @@ pub(crate) async fn list_stream_builds(
             body
         }
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(body)
 }
 
 /// One build with everything recorded about it.
@@ -113,8 +124,13 @@ pub(crate) async fn get_build(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Build>, ApiError> {
+    build(&state, id).await.map(Json)
+}
+
+/// One build, as `GET /api/v1/builds/{id}` answers.
+pub(crate) async fn build(state: &AppState, id: i64) -> Result<Build, ApiError> {
     let build = state.store.get_build(id).await?.ok_or_else(|| unknown_build(id))?;
-    Ok(Json(Build::from(&build)))
+    Ok(Build::from(&build))
 }
 
 /// Composes a stream's branch head, or a given commit, for every arch or one.
@@ -145,7 +161,18 @@ pub(crate) async fn request_builds(
     Path(name): Path<String>,
     OptionalJson(request): OptionalJson<BuildRequest>,
 ) -> Result<(StatusCode, Json<BuildsRequested>), ApiError> {
-    let stream = configured_stream(&state.config, &name)?;
+    let answer = compose(&state, &name, &request, caller.caller()).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// Queues the composes `request` asks for (the API's and the dashboard's "compose now").
+pub(crate) async fn compose(
+    state: &AppState,
+    name: &str,
+    request: &BuildRequest,
+    caller: &Caller,
+) -> Result<BuildsRequested, ApiError> {
+    let stream = configured_stream(&state.config, name)?;
     if let Some(arch) = &request.arch {
         check_arch(stream, arch)?;
     }
@@ -190,7 +217,7 @@ pub(crate) async fn request_builds(
             stream.arches.iter().cloned().zip(created).collect()
         }
     };
-    let answer = requested(&state, stream, commit.as_str(), Some(info.subject), created).await?;
+    let answer = requested(state, stream, commit.as_str(), Some(info.subject), created).await?;
     for build in &answer.builds {
         tracing::info!(
             stream = %stream.name,
@@ -198,11 +225,11 @@ pub(crate) async fn request_builds(
             job.id = build.job_id,
             commit = %commit,
             outcome = ?build.outcome,
-            caller = caller.caller().name(),
-            "compose requested through the API"
+            caller = caller.name(),
+            "compose requested"
         );
     }
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(answer)
 }
 
 /// Builds a failed or cancelled build's commit and arch again, as a new build.
@@ -227,6 +254,12 @@ pub(crate) async fn retry_build(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<BuildsRequested>), ApiError> {
+    let answer = retry(&state, id, caller.caller()).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// Queues a failed or cancelled build again (the API's and the dashboard's "retry").
+pub(crate) async fn retry(state: &AppState, id: i64, caller: &Caller) -> Result<BuildsRequested, ApiError> {
     let build = state.store.get_build(id).await?.ok_or_else(|| unknown_build(id))?.summary;
     if !matches!(build.status, BuildStatus::Failed | BuildStatus::Cancelled) {
         return Err(ApiError::conflict(
@@ -286,7 +319,7 @@ pub(crate) async fn retry_build(
     };
     let created = request_compose(&state.store, &compose, &build.arch).await.map_err(request_failed)?;
     let answer = requested(
-        &state,
+        state,
         stream,
         &build.git_commit,
         build.git_subject.clone(),
@@ -298,10 +331,10 @@ pub(crate) async fn retry_build(
         build.id = created.build_id,
         job.id = created.job_id,
         retried = id,
-        caller = caller.caller().name(),
-        "retry requested through the API"
+        caller = caller.name(),
+        "retry requested"
     );
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(answer)
 }
 
 /// The answer to a compose request: each build as it is now.

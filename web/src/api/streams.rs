@@ -36,13 +36,18 @@ pub(crate) async fn list_streams(
     _caller: Require<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<StreamList>, ApiError> {
+    stream_list(&state).await.map(Json)
+}
+
+/// Every configured stream, as `GET /api/v1/streams` answers (the dashboard's home page reads it too).
+pub(crate) async fn stream_list(state: &AppState) -> Result<StreamList, ApiError> {
     let rows = state.store.list_streams().await?;
     let items = try_join_all(state.config.streams.iter().map(|settings| {
         let row = rows.iter().find(|row| row.name == settings.name);
-        stream_view(&state, settings, row)
+        stream_view(state, settings, row)
     }))
     .await?;
-    Ok(Json(StreamList { items, next_cursor: None }))
+    Ok(StreamList { items, next_cursor: None })
 }
 
 /// One stream.
@@ -66,9 +71,14 @@ pub(crate) async fn get_stream(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Stream>, ApiError> {
-    let settings = configured_stream(&state.config, &name)?;
-    let row = state.store.get_stream(&name).await?;
-    Ok(Json(stream_view(&state, settings, row.as_ref()).await?))
+    stream(&state, &name).await.map(Json)
+}
+
+/// One configured stream, as `GET /api/v1/streams/{name}` answers.
+pub(crate) async fn stream(state: &AppState, name: &str) -> Result<Stream, ApiError> {
+    let settings = configured_stream(&state.config, name)?;
+    let row = state.store.get_stream(name).await?;
+    stream_view(state, settings, row.as_ref()).await
 }
 
 /// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
