@@ -293,7 +293,7 @@ pub fn build_chart(builds: &[ChartBuild<'_>]) -> Markup {
         count("cancelled"),
     );
     html! {
-        svg.chart viewBox={ "0 0 " (CHART_WIDTH) " " (CHART_HEIGHT) } role="img" aria-label=(description) {
+        svg.chart viewBox={ "0 0 " (CHART_WIDTH) " " (CHART_HEIGHT) } role="group" aria-label=(description) {
             line.axis x1=(CHART_MARGIN_LEFT) y1=(base) x2=(CHART_WIDTH) y2=(base) {}
             text x="0" y="14" { (duration(longest)) }
             text x="0" y=(base) { "0" }
