@@ -98,7 +98,6 @@
         line.dataset.seq = String(seq);
         line.textContent = text;
         fragment.appendChild(line);
-        fragment.appendChild(document.createTextNode("\n"));
       }
       shown += pending.length;
       pending = [];

@@ -164,7 +164,7 @@ pub(crate) async fn build_page(
             section.panel aria-labelledby="image-heading" {
                 h2 #image-heading { "Image" }
                 dl.facts {
-                    dt { "Reference" } dd { (ui::maybe_short(summary.image_reference.as_deref(), "image reference")) }
+                    dt { "Reference" } dd { (ui::maybe_reference(summary.image_reference.as_deref())) }
                     dt { "Digest" } dd { (ui::maybe_short(summary.manifest_digest.as_deref(), "image digest")) }
                     dt { "Size" } dd { (ui::bytes(summary.image_bytes)) }
                     dt { "Download" }
@@ -205,7 +205,7 @@ pub(crate) async fn build_page(
                     }
                 }
                 pre.log tabindex="0" aria-label="The end of the build's log" {
-                    @for line in &log { span.line data-seq=(line.seq) { (line.line) } "\n" }
+                    @for line in &log { span.line data-seq=(line.seq) { (line.line) } }
                 }
             }
         }

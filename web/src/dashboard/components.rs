@@ -221,6 +221,22 @@ pub fn maybe_short(value: Option<&str>, what: &str) -> Markup {
     }
 }
 
+/// An image reference `HOST/REPOSITORY@sha256:...`: the repository in full, the digest shortened, the
+/// whole reference copied.
+pub fn maybe_reference(reference: Option<&str>) -> Markup {
+    let Some(reference) = reference else {
+        return html! { span.muted { "—" } };
+    };
+    let (repository, digest) = reference.split_once('@').unwrap_or((reference, ""));
+    let digest = common::human::short_digest(digest);
+    html! {
+        span.short.reference {
+            code title=(reference) { (repository) @if !digest.is_empty() { "@" (digest) } }
+            button.copy type="button" data-copy=(reference) aria-label="Copy the full image reference" { "copy" }
+        }
+    }
+}
+
 /// The phases of a compose as one bar (widths proportional to time, drawn as SVG) with a legend.
 pub fn phase_bar(phases: &[(&str, i64)]) -> Markup {
     let total: i64 = phases.iter().map(|(_, milliseconds)| (*milliseconds).max(0)).sum::<i64>().max(1);

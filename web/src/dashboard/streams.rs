@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::future::try_join_all;
 use maud::{Markup, html};
 use pipeline::api::{ArchBuilds, BuildList, BuildRequest, BuildStatus, BuildSummary, Stream};
 use serde::Deserialize;
@@ -52,6 +53,21 @@ pub(crate) async fn home(
             if running { entry.0 += 1 } else { entry.1 += 1 }
         }
     }
+    // Where the newest build left no image (it is queued, running or failed), the image clients have is
+    // the last good build's.
+    let last_good_ids: Vec<i64> = streams
+        .items
+        .iter()
+        .flat_map(|stream| &stream.builds)
+        .filter(|arch| !arch.latest.as_ref().is_some_and(is_good))
+        .filter_map(|arch| arch.last_good_build_id)
+        .collect();
+    let last_good: HashMap<i64, BuildSummary> =
+        try_join_all(last_good_ids.iter().map(|id| build(&state, *id)))
+            .await?
+            .into_iter()
+            .map(|build| (build.summary.id, build.summary))
+            .collect();
     let mut rows: Vec<(&Stream, &ArchBuilds)> = streams
         .items
         .iter()
@@ -66,8 +82,8 @@ pub(crate) async fn home(
             div.titles {
                 h1 { "Streams" }
                 p.muted {
-                    (streams.items.len()) " streams, " (rows.len()) " stream–arch pairs · "
-                    (overview.running.len()) " jobs running, " (overview.queued.len()) " queued"
+                    (plural(streams.items.len(), "stream")) ", " (plural(rows.len(), "stream–arch pair")) " · "
+                    (plural(overview.running.len(), "job")) " running, " (overview.queued.len()) " queued"
                 }
             }
         }
@@ -94,9 +110,15 @@ pub(crate) async fn home(
                             @match &arch.latest {
                                 Some(latest) => {
                                     td data-label="Status" { a href={ "/builds/" (latest.id) } { (ui::status(latest.status.as_str())) } }
-                                    td data-label="Version" { (latest.version.as_deref().unwrap_or("—")) }
+                                    @let image = if is_good(latest) { Some(latest) } else { arch.last_good_build_id.and_then(|id| last_good.get(&id)) };
+                                    td data-label="Version" {
+                                        (image.and_then(|image| image.version.as_deref()).unwrap_or("—"))
+                                        @if let Some(image) = image.filter(|image| image.id != latest.id) {
+                                            span.last-good { "last good: " a href={ "/builds/" (image.id) } { "#" (image.id) } }
+                                        }
+                                    }
                                     td data-label="Age" { (ui::time(latest.finished_at.unwrap_or(latest.created_at).milliseconds(), now)) }
-                                    td data-label="Image digest" { (ui::maybe_short(latest.manifest_digest.as_deref(), "image digest")) }
+                                    td data-label="Image digest" { (ui::maybe_short(image.and_then(|image| image.manifest_digest.as_deref()), "image digest")) }
                                 }
                                 None => {
                                     td data-label="Status" colspan="4" { span.muted { "no build yet" } }
@@ -121,6 +143,15 @@ pub(crate) async fn home(
         body,
     };
     Ok(page.render(&viewer, StatusCode::OK))
+}
+
+fn is_good(build: &BuildSummary) -> bool {
+    matches!(build.status, BuildStatus::Succeeded | BuildStatus::Unchanged)
+}
+
+/// "1 job", "3 jobs".
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 fn is_failing(arch: &ArchBuilds) -> bool {

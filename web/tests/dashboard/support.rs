@@ -225,6 +225,8 @@ async fn log(server: &TestServer, claimed: &ClaimedJob, lines: usize, prefix: &s
 /// x86_64 compose with a log and a queued aarch64 one, and two workers.
 async fn populate(server: &TestServer) -> Data {
     let start = now() - (ROUNDS as i64 + 2) * 3_600_000;
+    let head = server.commits.last().expect("commits");
+    server.store.record_stream_head(STREAM, head, "Change 3").await.expect("the branch head");
     server.clock.set(start);
     let mut builds = Vec::new();
     let mut failed_build = 0;
