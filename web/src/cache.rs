@@ -9,12 +9,18 @@
 //! it; pages older than [`BuildListCache::DEFAULT_TIME_TO_LIVE`] are read again, so such writes show
 //! within that time. Build writes are rare (a few per build), so one generation for all streams costs
 //! nothing measurable against a counter per stream.
+//!
+//! The builds part of the stream list (`GET /api/v1/streams` and `/streams/{name}`, the dashboard's home
+//! and stream pages: the newest and the last good build per stream and arch, two queries each) is kept
+//! the same way in a [`StreamBuildsCache`]; the streams' own rows (branch heads, git problems, which the
+//! scheduler writes) are read every time, in one query.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pipeline::api::ArchBuilds;
 use pipeline::store::BuildStatus;
 
 /// Pages kept at most; past it stale pages go, then all of them (each is refilled by one query).
@@ -83,6 +89,43 @@ impl BuildListCache {
     }
 }
 
+/// Per configured stream (in the configuration's order), its arches' newest and last good builds, with
+/// the generation they were read at.
+pub(crate) type StreamBuilds = Vec<Vec<ArchBuilds>>;
+
+#[derive(Debug)]
+pub(crate) struct StreamBuildsCache {
+    /// `None`: disabled.
+    time_to_live: Option<Duration>,
+    entry: Mutex<Option<(u64, Instant, StreamBuilds)>>,
+}
+
+impl StreamBuildsCache {
+    pub(crate) fn new(time_to_live: Duration) -> Self {
+        StreamBuildsCache { time_to_live: Some(time_to_live), entry: Mutex::default() }
+    }
+
+    pub(crate) fn disabled() -> Self {
+        StreamBuildsCache { time_to_live: None, entry: Mutex::default() }
+    }
+
+    /// The builds, if they were read at `generation` less than the time to live ago.
+    pub(crate) fn get(&self, generation: u64) -> Option<StreamBuilds> {
+        let time_to_live = self.time_to_live?;
+        let entry = self.entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (filled_generation, filled_at, list) = entry.as_ref()?;
+        (*filled_generation == generation && filled_at.elapsed() < time_to_live).then(|| list.clone())
+    }
+
+    /// Keeps builds read at `generation` (read before their queries).
+    pub(crate) fn insert(&self, generation: u64, builds: StreamBuilds) {
+        if self.time_to_live.is_some() {
+            *self.entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                Some((generation, Instant::now(), builds));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +143,21 @@ mod tests {
         assert_eq!(cache.get(&key("b"), 3), None);
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(cache.get(&key("a"), 3), None, "too old");
+    }
+
+    #[test]
+    fn stream_builds_are_served_only_at_their_generation_and_age() {
+        let list =
+            vec![vec![ArchBuilds { arch: "x86_64".into(), latest: None, last_good_build_id: Some(4) }]];
+        let cache = StreamBuildsCache::new(Duration::from_millis(200));
+        cache.insert(3, list.clone());
+        assert_eq!(cache.get(3), Some(list.clone()));
+        assert_eq!(cache.get(4), None, "a write happened since");
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(cache.get(3), None, "too old");
+        let disabled = StreamBuildsCache::disabled();
+        disabled.insert(1, list);
+        assert_eq!(disabled.get(1), None);
     }
 
     #[test]

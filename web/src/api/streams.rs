@@ -14,6 +14,7 @@ use pipeline::store;
 
 use super::configured_stream;
 use crate::auth::{Read, Require};
+use crate::cache::StreamBuilds;
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::state::AppState;
@@ -41,12 +42,20 @@ pub(crate) async fn list_streams(
 
 /// Every configured stream, as `GET /api/v1/streams` answers (the dashboard's home page reads it too).
 pub(crate) async fn stream_list(state: &AppState) -> Result<StreamList, ApiError> {
-    let rows = state.store.list_streams().await?;
-    let items = try_join_all(state.config.streams.iter().map(|settings| {
-        let row = rows.iter().find(|row| row.name == settings.name);
-        stream_view(state, settings, row)
-    }))
-    .await?;
+    let (rows, builds) = tokio::try_join!(
+        async { state.store.list_streams().await.map_err(ApiError::from) },
+        stream_builds(state)
+    )?;
+    let items = state
+        .config
+        .streams
+        .iter()
+        .zip(builds)
+        .map(|(settings, builds)| {
+            let row = rows.iter().find(|row| row.name == settings.name);
+            stream_view(settings, row, builds)
+        })
+        .collect();
     Ok(StreamList { items, next_cursor: None })
 }
 
@@ -77,17 +86,31 @@ pub(crate) async fn get_stream(
 /// One configured stream, as `GET /api/v1/streams/{name}` answers.
 pub(crate) async fn stream(state: &AppState, name: &str) -> Result<Stream, ApiError> {
     let settings = configured_stream(&state.config, name)?;
-    let row = state.store.get_stream(name).await?;
-    stream_view(state, settings, row.as_ref()).await
+    let position = state.config.streams.iter().position(|stream| stream.name == name).unwrap_or_default();
+    let (row, builds) = tokio::try_join!(
+        async { state.store.get_stream(name).await.map_err(ApiError::from) },
+        stream_builds(state)
+    )?;
+    let builds = builds.into_iter().nth(position).unwrap_or_default();
+    Ok(stream_view(settings, row.as_ref(), builds))
 }
 
-/// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
-async fn stream_view(
-    state: &AppState,
-    settings: &StreamSettings,
-    row: Option<&store::Stream>,
-) -> Result<Stream, ApiError> {
-    let builds = try_join_all(settings.arches.iter().map(|arch| async move {
+/// Per configured stream and arch, the newest build and the last good one's id: from the cache while no
+/// build was written since (see [`crate::cache`]), else two queries per stream and arch.
+async fn stream_builds(state: &AppState) -> Result<StreamBuilds, ApiError> {
+    // Read before the queries: a build written meanwhile makes what they read stale at once.
+    let generation = state.store.builds_generation();
+    if let Some(builds) = state.stream_builds.get(generation) {
+        return Ok(builds);
+    }
+    let builds =
+        try_join_all(state.config.streams.iter().map(|settings| arch_builds(state, settings))).await?;
+    state.stream_builds.insert(generation, builds.clone());
+    Ok(builds)
+}
+
+async fn arch_builds(state: &AppState, settings: &StreamSettings) -> Result<Vec<ArchBuilds>, ApiError> {
+    try_join_all(settings.arches.iter().map(|arch| async move {
         let (latest, last_good_build_id) = tokio::try_join!(
             state.store.latest_build(&settings.name, arch),
             state.store.last_good_build_id(&settings.name, arch)
@@ -98,8 +121,12 @@ async fn stream_view(
             last_good_build_id,
         })
     }))
-    .await?;
-    Ok(Stream {
+    .await
+}
+
+/// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
+fn stream_view(settings: &StreamSettings, row: Option<&store::Stream>, builds: Vec<ArchBuilds>) -> Stream {
+    Stream {
         name: settings.name.clone(),
         branch: settings.branch.clone(),
         treefile: settings.treefile.clone(),
@@ -128,5 +155,5 @@ async fn stream_view(
             })
         }),
         builds,
-    })
+    }
 }

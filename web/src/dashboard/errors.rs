@@ -52,6 +52,15 @@ pub(crate) async fn html_errors(request: Request, next: Next) -> Response {
     error_page(status, &path, &message)
 }
 
+/// `text` with its first letter in upper case (messages are written to follow a colon).
+fn capitalised(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
 /// The page for an error `status` at `path`.
 pub(crate) fn error_page(status: StatusCode, path: &str, message: &str) -> Response {
     let message = message.trim_end_matches('.');
@@ -63,8 +72,14 @@ pub(crate) fn error_page(status: StatusCode, path: &str, message: &str) -> Respo
         is_admin: false,
         csrf: None,
     };
+    let message = capitalised(message);
     let (heading, explanation) = match status.as_u16() {
-        404 => ("Not found", format!("There is nothing at {path}: {message}.")),
+        // The router's own answer speaks of the API; a reader needs less.
+        404 if message.starts_with("There is no ") => (
+            "Not found",
+            format!("There is no page at {path}. Check the address, or start again from the streams."),
+        ),
+        404 => ("Not found", format!("{message}.")),
         403 => ("Not allowed", format!("{message}.")),
         400 | 422 => ("That request is not valid", format!("{message}.")),
         409 => ("Not possible now", format!("{message}.")),
@@ -95,4 +110,33 @@ pub(crate) fn error_page(status: StatusCode, path: &str, message: &str) -> Respo
         body: problem(heading, &explanation, next),
     }
     .render(&viewer, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_pages_say_what_happened_and_what_to_do() {
+        let table = [
+            (
+                StatusCode::NOT_FOUND,
+                "there is no GET /x; the API is described at ...",
+                "There is no page at /x",
+            ),
+            (StatusCode::NOT_FOUND, "no build 7", "No build 7."),
+            (StatusCode::INTERNAL_SERVER_ERROR, "reading the database failed", "Try again in a moment"),
+        ];
+        for (status, message, expected) in table {
+            let response = error_page(status, "/x", message);
+            assert_eq!(response.status(), status);
+            let text = body(response).await;
+            assert!(text.contains(expected) && text.contains("See every stream"), "{text}");
+        }
+    }
 }

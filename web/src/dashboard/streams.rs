@@ -357,12 +357,16 @@ async fn current_images(state: &AppState, stream: &Stream) -> Result<Markup, Api
             rows.push((arch.arch.clone(), None, Vec::new()));
             continue;
         };
-        let good = build(state, id).await?;
+        // The newest build is usually the good one: then it needs no query.
+        let good = match arch.latest.as_ref().filter(|latest| latest.id == id) {
+            Some(latest) => latest.clone(),
+            None => build(state, id).await?.summary,
+        };
         let mut tags = Vec::new();
-        if let Some(job_id) = good.summary.job_id {
+        if let Some(job_id) = good.job_id {
             let payload = job(state, job_id).await?.payload;
             if payload["tag_version"].as_bool() == Some(true)
-                && let Some(version) = &good.summary.version
+                && let Some(version) = &good.version
             {
                 tags.push(version.clone());
             }
@@ -374,7 +378,7 @@ async fn current_images(state: &AppState, stream: &Stream) -> Result<Markup, Api
                     .filter_map(|tag| tag.as_str().map(str::to_string)),
             );
         }
-        rows.push((arch.arch.clone(), Some(good.summary), tags));
+        rows.push((arch.arch.clone(), Some(good), tags));
     }
     Ok(html! {
         dl.facts {

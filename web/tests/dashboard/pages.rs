@@ -56,7 +56,7 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
         ),
         ("sign-in", "/sign-in".into(), vec!["API token".into()]),
         ("not-found", "/no-such-page".into(), vec!["Not found".into(), "See every stream".into()]),
-        ("build-not-found", "/builds/424242".into(), vec!["no build 424242".into()]),
+        ("build-not-found", "/builds/424242".into(), vec!["No build 424242".into()]),
     ];
     let mut problems = Vec::new();
     for (name, path, expected) in &pages {
