@@ -16,15 +16,21 @@
 //! scheduler writes) are read every time, in one query.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pipeline::api::ArchBuilds;
 use pipeline::store::BuildStatus;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 /// Pages kept at most; past it stale pages go, then all of them (each is refilled by one query).
 const CAPACITY: usize = 4096;
+/// Locks that make requests missing the same page wait for one refill instead of each querying (when a
+/// busy page expires, every client asking for it misses at once); pages share them by hash, so
+/// different pages rarely wait for each other.
+const REFILL_STRIPES: usize = 64;
 
 /// What a page of builds is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,6 +54,8 @@ pub(crate) struct BuildListCache {
     /// `None`: disabled (every page is read from the database).
     time_to_live: Option<Duration>,
     entries: Mutex<HashMap<BuildListKey, Entry>>,
+    refills: Vec<AsyncMutex<()>>,
+    hasher: RandomState,
 }
 
 impl BuildListCache {
@@ -55,11 +63,23 @@ impl BuildListCache {
     pub(crate) const DEFAULT_TIME_TO_LIVE: Duration = Duration::from_secs(1);
 
     pub(crate) fn new(time_to_live: Duration) -> Self {
-        BuildListCache { time_to_live: Some(time_to_live), entries: Mutex::default() }
+        BuildListCache {
+            time_to_live: Some(time_to_live),
+            entries: Mutex::default(),
+            refills: (0..REFILL_STRIPES).map(|_| AsyncMutex::new(())).collect(),
+            hasher: RandomState::new(),
+        }
     }
 
     pub(crate) fn disabled() -> Self {
-        BuildListCache { time_to_live: None, entries: Mutex::default() }
+        BuildListCache { time_to_live: None, ..BuildListCache::new(Duration::ZERO) }
+    }
+
+    /// Held while refilling `key` (see [`REFILL_STRIPES`]); `None` when the cache is disabled.
+    pub(crate) async fn refilling(&self, key: &BuildListKey) -> Option<AsyncMutexGuard<'_, ()>> {
+        self.time_to_live?;
+        let stripe = self.hasher.hash_one(key) as usize % self.refills.len();
+        Some(self.refills[stripe].lock().await)
     }
 
     /// The page, if it was filled at `generation` less than the time to live ago.
@@ -98,15 +118,26 @@ pub(crate) struct StreamBuildsCache {
     /// `None`: disabled.
     time_to_live: Option<Duration>,
     entry: Mutex<Option<(u64, Instant, StreamBuilds)>>,
+    refill: AsyncMutex<()>,
 }
 
 impl StreamBuildsCache {
     pub(crate) fn new(time_to_live: Duration) -> Self {
-        StreamBuildsCache { time_to_live: Some(time_to_live), entry: Mutex::default() }
+        StreamBuildsCache {
+            time_to_live: Some(time_to_live),
+            entry: Mutex::default(),
+            refill: AsyncMutex::new(()),
+        }
     }
 
     pub(crate) fn disabled() -> Self {
-        StreamBuildsCache { time_to_live: None, entry: Mutex::default() }
+        StreamBuildsCache { time_to_live: None, ..StreamBuildsCache::new(Duration::ZERO) }
+    }
+
+    /// Held while refilling, so one request refills and the others wait for it; `None` when disabled.
+    pub(crate) async fn refilling(&self) -> Option<AsyncMutexGuard<'_, ()>> {
+        self.time_to_live?;
+        Some(self.refill.lock().await)
     }
 
     /// The builds, if they were read at `generation` less than the time to live ago.

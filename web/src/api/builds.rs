@@ -78,6 +78,12 @@ pub(crate) async fn build_list_json(
         BuildListKey { stream: name, arch: query.arch, status: query.status, cursor: query.cursor, limit };
     // Read before the query: a write racing with it makes the page stale at once (see crate::cache).
     let generation = state.store.builds_generation();
+    if let Some(body) = state.build_lists.get(&key, generation) {
+        return Ok(body);
+    }
+    // One refill of a page at a time: the others wait for it rather than all querying at once.
+    let _refilling = state.build_lists.refilling(&key).await;
+    let generation = state.store.builds_generation();
     let body = match state.build_lists.get(&key, generation) {
         Some(body) => body,
         None => {

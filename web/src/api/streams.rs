@@ -103,6 +103,12 @@ async fn stream_builds(state: &AppState) -> Result<StreamBuilds, ApiError> {
     if let Some(builds) = state.stream_builds.get(generation) {
         return Ok(builds);
     }
+    // One refill at a time: the others wait for it rather than all querying at once.
+    let _refilling = state.stream_builds.refilling().await;
+    let generation = state.store.builds_generation();
+    if let Some(builds) = state.stream_builds.get(generation) {
+        return Ok(builds);
+    }
     let builds =
         try_join_all(state.config.streams.iter().map(|settings| arch_builds(state, settings))).await?;
     state.stream_builds.insert(generation, builds.clone());

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use arbor_testsupport::browser::{ColourScheme, DESKTOP, PHONE};
 use axum::http::StatusCode;
 use pipeline::store::JobState;
 
 use crate::harness::{Options, STREAM};
-use crate::support::{Fixture, browser};
+use crate::support::{Fixture, browser, screenshot_path};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const ACTION_FORMS: &str = "form[action$='/compose'], form[action$='/retry'], form[action$='/cancel']";
@@ -62,6 +63,11 @@ fn visitors_see_no_actions_and_signed_in_writers_compose_and_cancel() {
 
     // Compose now (aarch64): shows its job (the retried build's, which now builds the head).
     browser.goto(&fixture.url(&format!("/streams/{STREAM}"))).unwrap();
+    for size in [DESKTOP, PHONE] {
+        browser.set_window_size(size).unwrap();
+        browser.screenshot(&screenshot_path("stream-signed-in", size, ColourScheme::Light)).unwrap();
+    }
+    browser.set_window_size(DESKTOP).unwrap();
     browser.execute("document.querySelector('#compose-arch').value = 'aarch64'", &[]).unwrap();
     browser.click(&browser.find("form[action$='/compose'] button").unwrap()).unwrap();
     browser.wait_until("return /\\/jobs\\/\\d+$/.test(location.pathname)", TIMEOUT).unwrap();
@@ -73,6 +79,7 @@ fn visitors_see_no_actions_and_signed_in_writers_compose_and_cancel() {
         ("compose", Some("aarch64"), JobState::Queued)
     );
 
+    browser.screenshot(&screenshot_path("job-signed-in", DESKTOP, ColourScheme::Light)).unwrap();
     // Cancel it: the page asks first, then the job is cancelled.
     browser.click(&browser.find("form[action$='/cancel'] button").unwrap()).unwrap();
     browser.accept_dialog().unwrap();
