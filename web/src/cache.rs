@@ -7,7 +7,8 @@
 //! write is never served after the write returned: within one process nothing stale is served.
 //! Writes by other processes (other `arbor serve` replicas sharing a PostgreSQL database) do not bump
 //! it; pages older than [`BuildListCache::DEFAULT_TIME_TO_LIVE`] are read again, so such writes show
-//! within that time. Build writes are rare (a few per build), so one generation for all streams costs
+//! within that time (a page past it is read again by one request, while the others still get it: only
+//! another process's writes can have made it outdated). Build writes are rare (a few per build), so one generation for all streams costs
 //! nothing measurable against a counter per stream.
 //!
 //! The builds part of the stream list (`GET /api/v1/streams` and `/streams/{name}`, the dashboard's home
@@ -75,11 +76,28 @@ impl BuildListCache {
         BuildListCache { time_to_live: None, ..BuildListCache::new(Duration::ZERO) }
     }
 
+    fn stripe(&self, key: &BuildListKey) -> &AsyncMutex<()> {
+        &self.refills[self.hasher.hash_one(key) as usize % self.refills.len()]
+    }
+
     /// Held while refilling `key` (see [`REFILL_STRIPES`]); `None` when the cache is disabled.
     pub(crate) async fn refilling(&self, key: &BuildListKey) -> Option<AsyncMutexGuard<'_, ()>> {
         self.time_to_live?;
-        let stripe = self.hasher.hash_one(key) as usize % self.refills.len();
-        Some(self.refills[stripe].lock().await)
+        Some(self.stripe(key).lock().await)
+    }
+
+    /// The refill lock of `key` if no other request holds it.
+    pub(crate) fn try_refilling(&self, key: &BuildListKey) -> Option<AsyncMutexGuard<'_, ()>> {
+        self.time_to_live?;
+        self.stripe(key).try_lock().ok()
+    }
+
+    /// The page filled at `generation`, however old: no write of this process made it stale.
+    pub(crate) fn aged(&self, key: &BuildListKey, generation: u64) -> Option<Bytes> {
+        self.time_to_live?;
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = entries.get(key)?;
+        (entry.generation == generation).then(|| entry.body.clone())
     }
 
     /// The page, if it was filled at `generation` less than the time to live ago.
@@ -140,6 +158,20 @@ impl StreamBuildsCache {
         Some(self.refill.lock().await)
     }
 
+    /// The refill lock if no other request holds it.
+    pub(crate) fn try_refilling(&self) -> Option<AsyncMutexGuard<'_, ()>> {
+        self.time_to_live?;
+        self.refill.try_lock().ok()
+    }
+
+    /// The builds read at `generation`, however old: no write of this process made them stale.
+    pub(crate) fn aged(&self, generation: u64) -> Option<StreamBuilds> {
+        self.time_to_live?;
+        let entry = self.entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (filled_generation, _, builds) = entry.as_ref()?;
+        (*filled_generation == generation).then(|| builds.clone())
+    }
+
     /// The builds, if they were read at `generation` less than the time to live ago.
     pub(crate) fn get(&self, generation: u64) -> Option<StreamBuilds> {
         let time_to_live = self.time_to_live?;
@@ -174,6 +206,9 @@ mod tests {
         assert_eq!(cache.get(&key("b"), 3), None);
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(cache.get(&key("a"), 3), None, "too old");
+        assert_eq!(cache.aged(&key("a"), 3).as_deref(), Some(&b"page"[..]), "old, but no write since");
+        assert_eq!(cache.aged(&key("a"), 4), None);
+        assert!(cache.try_refilling(&key("a")).is_some());
     }
 
     #[test]

@@ -81,31 +81,40 @@ pub(crate) async fn build_list_json(
     if let Some(body) = state.build_lists.get(&key, generation) {
         return Ok(body);
     }
+    if let Some(body) = state.build_lists.aged(&key, generation) {
+        // Only old (another process may have written since): one request reads it again, the others
+        // keep getting it meanwhile.
+        return match state.build_lists.try_refilling(&key) {
+            None => Ok(body),
+            Some(_refilling) => read_build_list(state, key, generation).await,
+        };
+    }
     // One refill of a page at a time: the others wait for it rather than all querying at once.
     let _refilling = state.build_lists.refilling(&key).await;
     let generation = state.store.builds_generation();
-    let body = match state.build_lists.get(&key, generation) {
-        Some(body) => body,
-        None => {
-            let filter = BuildFilter {
-                stream: Some(key.stream.clone()),
-                arch: key.arch.clone(),
-                status: key.status,
-                git_commit: None,
-            };
-            let page = state.store.list_builds(&filter, key.cursor.as_deref(), limit).await?;
-            let list = BuildList {
-                items: page.items.iter().map(BuildSummary::from).collect(),
-                next_cursor: page.next_cursor,
-            };
-            let body = Bytes::from(
-                serde_json::to_vec(&list)
-                    .map_err(|error| ApiError::internal("writing a build list", &error))?,
-            );
-            state.build_lists.insert(key, generation, body.clone());
-            body
-        }
+    match state.build_lists.get(&key, generation) {
+        Some(body) => Ok(body),
+        None => read_build_list(state, key, generation).await,
+    }
+}
+
+/// Reads a page of builds and keeps it in the cache as of `generation`.
+async fn read_build_list(state: &AppState, key: BuildListKey, generation: u64) -> Result<Bytes, ApiError> {
+    let filter = BuildFilter {
+        stream: Some(key.stream.clone()),
+        arch: key.arch.clone(),
+        status: key.status,
+        git_commit: None,
     };
+    let page = state.store.list_builds(&filter, key.cursor.as_deref(), key.limit).await?;
+    let list = BuildList {
+        items: page.items.iter().map(BuildSummary::from).collect(),
+        next_cursor: page.next_cursor,
+    };
+    let body = Bytes::from(
+        serde_json::to_vec(&list).map_err(|error| ApiError::internal("writing a build list", &error))?,
+    );
+    state.build_lists.insert(key, generation, body.clone());
     Ok(body)
 }
 

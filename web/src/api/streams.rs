@@ -103,12 +103,25 @@ async fn stream_builds(state: &AppState) -> Result<StreamBuilds, ApiError> {
     if let Some(builds) = state.stream_builds.get(generation) {
         return Ok(builds);
     }
+    if let Some(builds) = state.stream_builds.aged(generation) {
+        // Only old (another process may have written since): one request reads them again, the others
+        // keep getting them meanwhile.
+        let Some(_refilling) = state.stream_builds.try_refilling() else {
+            return Ok(builds);
+        };
+        return read_stream_builds(state, generation).await;
+    }
     // One refill at a time: the others wait for it rather than all querying at once.
     let _refilling = state.stream_builds.refilling().await;
     let generation = state.store.builds_generation();
     if let Some(builds) = state.stream_builds.get(generation) {
         return Ok(builds);
     }
+    read_stream_builds(state, generation).await
+}
+
+/// Reads every stream's builds and keeps them in the cache as of `generation`.
+async fn read_stream_builds(state: &AppState, generation: u64) -> Result<StreamBuilds, ApiError> {
     let builds =
         try_join_all(state.config.streams.iter().map(|settings| arch_builds(state, settings))).await?;
     state.stream_builds.insert(generation, builds.clone());
