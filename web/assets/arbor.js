@@ -67,6 +67,7 @@
   // shown is never shown twice. Lines are appended in one batch per frame (a 100,000-line log arrives
   // in batches of up to 10,000 events and never freezes the page), and the view follows the end only
   // while the reader is at the end: scrolling up keeps the position, "Follow the end" comes back.
+  const LINES_PER_FRAME = 2000;
   function followLog(log) {
     const url = log.getAttribute("data-stream");
     const status = document.getElementById(log.getAttribute("data-status") || "");
@@ -90,8 +91,11 @@
     const flush = () => {
       scheduled = false;
       if (pending.length === 0) return;
+      // At most a frame's worth of lines at a time: a long log arrives faster than it can be laid out,
+      // and one huge batch would freeze the page.
+      const batch = pending.length > LINES_PER_FRAME ? pending.splice(0, LINES_PER_FRAME) : pending.splice(0);
       const fragment = document.createDocumentFragment();
-      for (const [seq, text] of pending) {
+      for (const [seq, text] of batch) {
         const line = document.createElement("span");
         line.className = "line";
         line.id = `L${seq}`;
@@ -99,12 +103,12 @@
         line.textContent = text;
         fragment.appendChild(line);
       }
-      shown += pending.length;
-      pending = [];
+      shown += batch.length;
       const follow = following;
       log.appendChild(fragment);
       if (follow) log.scrollTop = log.scrollHeight;
       if (count) count.textContent = `${shown} lines`;
+      if (pending.length > 0) schedule();
     };
     const schedule = () => {
       if (scheduled) return;
