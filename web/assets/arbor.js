@@ -62,36 +62,59 @@
   });
 
   // The live log: <pre class="log" data-stream="/api/v1/jobs/12/log" data-last-seq="40">.
-  // Lines arrive as Server-Sent Events (id = the line's number); the browser resumes after the last id
-  // it saw when the connection drops, so no line is shown twice. Lines are appended once per frame in
-  // a batch, and the view follows the end only while the reader is at the end.
+  // Lines arrive as Server-Sent Events (id = the line's number); when the connection drops the browser
+  // reconnects with Last-Event-ID, so the server resumes after the last line shown, and a line already
+  // shown is never shown twice. Lines are appended in one batch per frame (a 100,000-line log arrives
+  // in batches of up to 10,000 events and never freezes the page), and the view follows the end only
+  // while the reader is at the end: scrolling up keeps the position, "Follow the end" comes back.
+  const LINES_PER_FRAME = 2000;
   function followLog(log) {
     const url = log.getAttribute("data-stream");
     const status = document.getElementById(log.getAttribute("data-status") || "");
+    const count = document.getElementById("log-count");
+    const followButton = document.getElementById("log-follow");
     let lastSeq = Number(log.getAttribute("data-last-seq") || "0");
+    let shown = 0;
     let pending = [];
     let scheduled = false;
-    const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     let following = true;
-    log.addEventListener("scroll", () => { following = atEnd(); });
+    const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    const setFollowing = (value) => {
+      following = value;
+      if (followButton) followButton.hidden = value;
+    };
+    log.addEventListener("scroll", () => setFollowing(atEnd()));
+    if (followButton) {
+      followButton.addEventListener("click", () => { log.scrollTop = log.scrollHeight; setFollowing(true); });
+    }
     const say = (text) => { if (status) status.textContent = text; };
     const flush = () => {
       scheduled = false;
       if (pending.length === 0) return;
+      // At most a frame's worth of lines at a time: a long log arrives faster than it can be laid out,
+      // and one huge batch would freeze the page.
+      const batch = pending.length > LINES_PER_FRAME ? pending.splice(0, LINES_PER_FRAME) : pending.splice(0);
       const fragment = document.createDocumentFragment();
-      for (const [seq, text] of pending) {
+      for (const [seq, text] of batch) {
         const line = document.createElement("span");
         line.className = "line";
         line.id = `L${seq}`;
         line.dataset.seq = String(seq);
         line.textContent = text;
         fragment.appendChild(line);
-        fragment.appendChild(document.createTextNode("\n"));
       }
-      pending = [];
+      shown += batch.length;
       const follow = following;
       log.appendChild(fragment);
       if (follow) log.scrollTop = log.scrollHeight;
+      if (count) count.textContent = `${shown} lines`;
+      if (pending.length > 0) schedule();
+    };
+    const schedule = () => {
+      if (scheduled) return;
+      scheduled = true;
+      // A hidden tab gets no animation frames; a timer still flushes there.
+      if (document.hidden) setTimeout(flush, 250); else requestAnimationFrame(flush);
     };
     const separator = url.includes("?") ? "&" : "?";
     const source = new EventSource(`${url}${separator}after=${lastSeq}`);
@@ -101,17 +124,38 @@
       if (seq && seq <= lastSeq) return;
       if (seq) lastSeq = seq;
       pending.push([seq, event.data]);
-      if (!scheduled) { scheduled = true; requestAnimationFrame(flush); }
+      schedule();
     };
     source.addEventListener("end", (event) => {
       flush();
-      say(`the job ended: ${event.data}`);
       source.close();
-      const state = document.querySelector("[data-job-state]");
-      if (state) setTimeout(() => window.location.reload(), 1000);
+      let end = {};
+      try { end = JSON.parse(event.data); } catch (error) { end = {}; }
+      say(`the job ended: ${end.state || "ended"}`);
+      const badge = document.querySelector("[data-job-state]");
+      if (badge && end.state) {
+        badge.setAttribute("data-job-state", end.state);
+        badge.innerHTML = "";
+        const pill = document.createElement("span");
+        pill.className = `status status-${end.state}`;
+        pill.textContent = end.state;
+        badge.appendChild(pill);
+      }
+      for (const form of document.querySelectorAll("form[action$='/cancel']")) form.hidden = true;
     });
-    source.onerror = () => { say("connection lost; reconnecting…"); };
+    source.onerror = () => { if (source.readyState !== EventSource.CLOSED) say("connection lost; reconnecting…"); };
     source.onopen = () => { say("following the log…"); };
+    // The phase, as the API reports it, while the job runs.
+    const phase = document.getElementById("job-phase");
+    if (phase) {
+      const timer = setInterval(() => {
+        if (source.readyState === EventSource.CLOSED) { clearInterval(timer); return; }
+        fetch(url.replace(/\/log$/, ""), { headers: { Accept: "application/json" } })
+          .then((response) => (response.ok ? response.json() : null))
+          .then((job) => { if (job && job.phase) phase.textContent = job.phase; })
+          .catch(() => {});
+      }, 5000);
+    }
   }
 
   function start() {

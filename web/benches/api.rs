@@ -8,6 +8,9 @@
 //! - `GET /api/v1/streams/{name}/builds?limit=50` over the 10 streams from 64 keep-alive connections for
 //!   10 s (wrk, with a read token): p50, p99 and requests per second, with the build-list cache and without.
 //!
+//! - the dashboard's pages with 1,000 jobs besides (see `api/dashboard.rs`): p99 per page from 16
+//!   connections, the home page's compressed size, and a 100,000-line live log streamed whole.
+//!
 //! `cargo bench -p web --bench api` (release); `ARBOR_BENCH_BACKENDS=sqlite` (or `postgres`) runs one
 //! backend, `ARBOR_BENCH_SECONDS` changes the load's duration. wrk and git come from scripts/install-deps.
 
@@ -23,6 +26,9 @@ use pipeline::git::{Credentials, Mirror};
 use pipeline::store::{NewToken, Scope, StoreOptions};
 use pipeline::{Queue, QueueOptions, Store, SystemClock};
 use web::{AppParts, AppState};
+
+#[path = "api/dashboard.rs"]
+mod dashboard;
 
 const BUILDS: i64 = 100_000;
 const STREAMS: usize = 10;
@@ -57,6 +63,7 @@ async fn main() {
         println!("== {backend}");
         let config = Arc::new(configuration(directory.path(), &url, &remote.file_url()));
         fill(&config, &url).await;
+        dashboard::fill_jobs(&url).await;
 
         let started = Instant::now();
         let state = start(&config, &url).await;
@@ -110,6 +117,17 @@ async fn main() {
             server.await.unwrap().unwrap();
         }
         println!("resident memory after the load: {:.1} MiB", resident_mib());
+        {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(web::serve(listener, web::router(state.clone()), async move {
+                let _ = stopped.await;
+            }));
+            dashboard::measure(&base, &token, seconds, directory.path()).await;
+            stop.send(()).unwrap();
+            server.await.unwrap().unwrap();
+        }
         state.store.close().await;
     }
 }
@@ -212,13 +230,34 @@ struct LoadResult {
 
 /// Runs wrk over the streams' first pages and reads its latency distribution.
 fn load(base: &str, token: &str, seconds: u64, directory: &std::path::Path) -> LoadResult {
-    let streams = (0..STREAMS).map(|stream| format!("\"stream{stream}\"")).collect::<Vec<_>>().join(", ");
+    let paths: Vec<String> =
+        (0..STREAMS).map(|stream| format!("/api/v1/streams/stream{stream}/builds?{PAGE}")).collect();
+    load_paths(base, token, &paths, CLIENTS, false, seconds, directory)
+}
+
+/// Runs wrk with `clients` connections over `paths` in turn (with the read token; `as_browser`: asking
+/// for what a browser asks for, HTML, compressed) and reads its latency distribution.
+fn load_paths(
+    base: &str,
+    token: &str,
+    paths: &[String],
+    clients: usize,
+    as_browser: bool,
+    seconds: u64,
+    directory: &std::path::Path,
+) -> LoadResult {
+    let paths = paths.iter().map(|path| format!("\"{path}\"")).collect::<Vec<_>>().join(", ");
+    let browser_headers = if as_browser {
+        ", [\"Accept\"] = \"text/html,application/xhtml+xml\", [\"Accept-Encoding\"] = \"br, gzip\""
+    } else {
+        ""
+    };
     let script = format!(
-        "local streams = {{{streams}}}\nlocal counter = 0\nrequest = function()\n  counter = counter + 1\n  \
-         local path = \"/api/v1/streams/\" .. streams[counter % #streams + 1] .. \"/builds?{PAGE}\"\n  \
-         return wrk.format(\"GET\", path, {{[\"Authorization\"] = \"Bearer {token}\"}})\nend\n"
+        "local paths = {{{paths}}}\nlocal counter = 0\nrequest = function()\n  counter = counter + 1\n  \
+         return wrk.format(\"GET\", paths[counter % #paths + 1], {{[\"Authorization\"] = \"Bearer {token}\"\
+         {browser_headers}}})\nend\n"
     );
-    let script_path = directory.join("builds.lua");
+    let script_path = directory.join("paths.lua");
     std::fs::write(&script_path, script).unwrap();
     let threads: usize = std::env::var("ARBOR_BENCH_LOAD_THREADS")
         .ok()
@@ -229,7 +268,7 @@ fn load(base: &str, token: &str, seconds: u64, directory: &std::path::Path) -> L
             "-t",
             &threads.to_string(),
             "-c",
-            &CLIENTS.to_string(),
+            &clients.to_string(),
             "-d",
             &format!("{seconds}s"),
             "--latency",

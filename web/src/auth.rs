@@ -2,9 +2,11 @@
 //! `Require<Write>`, `Require<Admin>` or `Require<Worker>` (the worker API), and get the [`Caller`].
 //!
 //! Rules:
-//! - Credentials come from a [`CredentialSource`]: today `Authorization: Bearer arbor_...`. A session
-//!   cookie of the dashboard becomes a second source (a variant and a branch in [`credential`]); forms
-//!   sent with it then need CSRF protection, which bearer tokens do not (browsers never add them).
+//! - Credentials come from a [`CredentialSource`]: `Authorization: Bearer arbor_...`, or else the
+//!   dashboard's session cookie (see [`crate::dashboard::session`]). The API accepts the cookie for GET
+//!   and HEAD only (the pages' live logs read through it); anything else sent with it is refused (403
+//!   `session_cookie`), because only the dashboard's own forms carry the CSRF token that makes a
+//!   cookie-borne request safe, and those are handled by the dashboard.
 //! - A presented credential that is malformed, unknown, revoked or expired is 401, even where anonymous
 //!   access would be allowed: a client never silently loses its identity.
 //! - No credential: 401, except GET and HEAD of `Require<Read>` endpoints when `[server] public-read` is
@@ -39,12 +41,14 @@ const TOKEN_PREFIX: &str = "arbor_";
 pub enum CredentialSource {
     /// `Authorization: Bearer arbor_...`.
     BearerToken,
+    /// The dashboard's session cookie (which holds a token).
+    SessionCookie,
 }
 
 /// A credential as presented; the secret is never printed.
-struct Credential {
-    source: CredentialSource,
-    secret: String,
+pub(crate) struct Credential {
+    pub(crate) source: CredentialSource,
+    pub(crate) secret: String,
 }
 
 /// A caller whose credential was verified.
@@ -127,6 +131,17 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = AppState::from_ref(state);
         let caller = identify(parts, &state).await?;
+        if let Caller::Authenticated(authenticated) = &caller
+            && authenticated.source == CredentialSource::SessionCookie
+            && parts.method != Method::GET
+            && parts.method != Method::HEAD
+        {
+            return Err(ApiError::forbidden(
+                "session_cookie",
+                "the dashboard's session cookie is accepted for reading only: send Authorization: Bearer \
+                 arbor_... (or use the dashboard's buttons)",
+            ));
+        }
         authorize(&caller, R::SCOPE, &parts.method, state.config.server.public_read)?;
         Ok(Require(caller, PhantomData))
     }
@@ -144,7 +159,7 @@ pub fn grants(scopes: &[Scope], required: Scope) -> bool {
 }
 
 /// The caller of this request, verified once per request (kept in the request's extensions).
-async fn identify(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+pub(crate) async fn identify(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
     if let Some(caller) = parts.extensions.get::<Caller>() {
         return Ok(caller.clone());
     }
@@ -162,7 +177,8 @@ async fn identify(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiErro
 /// The credential the request presents, if any.
 fn credential(parts: &Parts) -> Result<Option<Credential>, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return Ok(crate::dashboard::session::session_secret(&parts.headers)
+            .map(|secret| Credential { source: CredentialSource::SessionCookie, secret }));
     };
     let malformed = || {
         ApiError::unauthorized(
@@ -178,7 +194,7 @@ fn credential(parts: &Parts) -> Result<Option<Credential>, ApiError> {
     Ok(Some(Credential { source: CredentialSource::BearerToken, secret: secret.trim().to_string() }))
 }
 
-async fn verify(state: &AppState, credential: Credential) -> Result<Authenticated, ApiError> {
+pub(crate) async fn verify(state: &AppState, credential: Credential) -> Result<Authenticated, ApiError> {
     let invalid = || {
         ApiError::unauthorized(
             "invalid_token",

@@ -10,10 +10,12 @@
 //! - [`router`]: [`router()`], every route with its layers; [`serve`](mod@serve): [`serve()`], with a
 //!   graceful shutdown.
 //! - [`worker_api`]: the worker protocol (the execution side's).
+//! - [`dashboard`]: the HTML pages for people, over the same functions as the API.
 
 pub mod api;
 pub mod auth;
 mod cache;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -1,5 +1,6 @@
-//! [`router`]: every route of `arbor serve` and the layers around them — request ids, traces with
-//! `http.method` / `http.route` / `status`, request metrics, panics answered as JSON 500s, the
+//! [`router`]: every route of `arbor serve` (the API, the worker API, the dashboard's pages) and the
+//! layers around them — request ids, traces with `http.method` / `http.route` / `status`, request
+//! metrics, panics answered as JSON 500s (pages for browsers, see [`crate::dashboard::errors`]), the
 //! `Authorization` and `Cookie` headers kept out of logs, gzip/br compression (never of live logs), body
 //! limits (1 MiB by default, 25 MiB for webhooks, 8 MiB for the worker API), and a deadline on every
 //! route but live logs and the worker API (whose claims long-poll).
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use tower::ServiceBuilder;
+use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -28,10 +30,14 @@ use crate::error::ApiError;
 use crate::extract::{DEFAULT_BODY_LIMIT, body_limit};
 use crate::openapi::{ApiDoc, OPENAPI_PATH};
 use crate::state::AppState;
-use crate::{api, health, hooks, metrics, worker_api};
+use crate::{api, dashboard, health, hooks, metrics, worker_api};
 
 /// The body limit of the worker API: log uploads come in batches of up to 500 lines.
 pub const WORKER_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Compression level of answers (gzip and brotli). Their libraries' defaults are slow: brotli's is 11,
+/// its slowest, which took milliseconds per dashboard page; 4 compresses a 20 KB page about as well as
+/// gzip -9 in a fraction of the time.
+const COMPRESSION_LEVEL: CompressionLevel = CompressionLevel::Precise(4);
 /// How long a request of the public API may take (live logs and the worker API have no deadline).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -51,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         // larger bodies, no deadline.
         .merge(worker_api::routes().layer(body_limit(WORKER_BODY_LIMIT)))
         // ====
+        .merge(dashboard::routes().layer(middleware::from_fn(deadline)))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -65,8 +72,10 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn(metrics::record_request))
+                .layer(CompressionLayer::new().quality(COMPRESSION_LEVEL))
+                // Inside compression, so it reads error bodies as they were written.
+                .layer(middleware::from_fn(dashboard::errors::html_errors))
                 .layer(CatchPanicLayer::custom(panicked))
-                .layer(CompressionLayer::new())
                 .layer(body_limit(DEFAULT_BODY_LIMIT)),
         )
         .with_state(state)

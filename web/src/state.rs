@@ -13,7 +13,7 @@ use pipeline::{Clock, Queue, Store};
 use tokio::sync::{Notify, broadcast};
 
 use crate::auth::TokenCache;
-use crate::cache::BuildListCache;
+use crate::cache::{BuildListCache, StreamBuildsCache};
 
 /// Job ids whose logs changed that a live log may have missed: one broadcast per append (or job end)
 /// is plenty, and a slow receiver only loses wake-ups, never lines (it reads the store).
@@ -37,6 +37,7 @@ pub struct AppState {
     /// The webhook secret, loaded once; `None`: webhooks are refused.
     pub webhook_secret: Option<Arc<Secret>>,
     pub(crate) build_lists: Arc<BuildListCache>,
+    pub(crate) stream_builds: Arc<StreamBuildsCache>,
     pub(crate) tokens: Arc<TokenCache>,
 }
 
@@ -68,6 +69,7 @@ impl AppState {
         };
         Ok(AppState {
             build_lists: Arc::new(BuildListCache::new(BuildListCache::DEFAULT_TIME_TO_LIVE)),
+            stream_builds: Arc::new(StreamBuildsCache::new(BuildListCache::DEFAULT_TIME_TO_LIVE)),
             tokens: Arc::new(TokenCache::new()),
             config: parts.config,
             store: parts.store,
@@ -81,9 +83,11 @@ impl AppState {
         })
     }
 
-    /// The same state with build lists always read from the database (to measure what the cache buys).
+    /// The same state with build lists and the streams' builds always read from the database (to measure
+    /// what the caches buy).
     pub fn without_build_list_cache(mut self) -> AppState {
         self.build_lists = Arc::new(BuildListCache::disabled());
+        self.stream_builds = Arc::new(StreamBuildsCache::disabled());
         self
     }
 

@@ -16,25 +16,25 @@ use pipeline::store::{BuildFilter, BuildStatus, CreatedBuild};
 use serde::Deserialize;
 
 use super::{configured_stream, page_size};
-use crate::auth::{Read, Require, Write};
+use crate::auth::{Caller, Read, Require, Write};
 use crate::cache::BuildListKey;
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, Path, Query};
 use crate::state::AppState;
 
 /// The filters and page of `GET /api/v1/streams/{name}/builds`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BuildListQuery {
     /// Only builds in this status.
-    status: Option<BuildStatus>,
+    pub(crate) status: Option<BuildStatus>,
     /// Only builds of this arch.
-    arch: Option<String>,
+    pub(crate) arch: Option<String>,
     /// The `next_cursor` of the previous page; none: the newest builds.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Builds per page, 1 to 500 (default 50).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// A stream's builds, newest first.
@@ -61,35 +61,61 @@ pub(crate) async fn list_stream_builds(
     Path(name): Path<String>,
     Query(query): Query<BuildListQuery>,
 ) -> Result<Response, ApiError> {
+    let body = build_list_json(&state, name, query).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One page of a stream's builds as the JSON `GET /api/v1/streams/{name}/builds` answers, from the
+/// build-list cache when it can (the dashboard's stream page reads the same page).
+pub(crate) async fn build_list_json(
+    state: &AppState,
+    name: String,
+    query: BuildListQuery,
+) -> Result<Bytes, ApiError> {
     configured_stream(&state.config, &name)?;
     let limit = page_size(query.limit)?;
     let key =
         BuildListKey { stream: name, arch: query.arch, status: query.status, cursor: query.cursor, limit };
     // Read before the query: a write racing with it makes the page stale at once (see crate::cache).
     let generation = state.store.builds_generation();
-    let body = match state.build_lists.get(&key, generation) {
-        Some(body) => body,
-        None => {
-            let filter = BuildFilter {
-                stream: Some(key.stream.clone()),
-                arch: key.arch.clone(),
-                status: key.status,
-                git_commit: None,
-            };
-            let page = state.store.list_builds(&filter, key.cursor.as_deref(), limit).await?;
-            let list = BuildList {
-                items: page.items.iter().map(BuildSummary::from).collect(),
-                next_cursor: page.next_cursor,
-            };
-            let body = Bytes::from(
-                serde_json::to_vec(&list)
-                    .map_err(|error| ApiError::internal("writing a build list", &error))?,
-            );
-            state.build_lists.insert(key, generation, body.clone());
-            body
-        }
+    if let Some(body) = state.build_lists.get(&key, generation) {
+        return Ok(body);
+    }
+    if let Some(body) = state.build_lists.aged(&key, generation) {
+        // Only old (another process may have written since): one request reads it again, the others
+        // keep getting it meanwhile.
+        return match state.build_lists.try_refilling(&key) {
+            None => Ok(body),
+            Some(_refilling) => read_build_list(state, key, generation).await,
+        };
+    }
+    // One refill of a page at a time: the others wait for it rather than all querying at once.
+    let _refilling = state.build_lists.refilling(&key).await;
+    let generation = state.store.builds_generation();
+    match state.build_lists.get(&key, generation) {
+        Some(body) => Ok(body),
+        None => read_build_list(state, key, generation).await,
+    }
+}
+
+/// Reads a page of builds and keeps it in the cache as of `generation`.
+async fn read_build_list(state: &AppState, key: BuildListKey, generation: u64) -> Result<Bytes, ApiError> {
+    let filter = BuildFilter {
+        stream: Some(key.stream.clone()),
+        arch: key.arch.clone(),
+        status: key.status,
+        git_commit: None,
     };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let page = state.store.list_builds(&filter, key.cursor.as_deref(), key.limit).await?;
+    let list = BuildList {
+        items: page.items.iter().map(BuildSummary::from).collect(),
+        next_cursor: page.next_cursor,
+    };
+    let body = Bytes::from(
+        serde_json::to_vec(&list).map_err(|error| ApiError::internal("writing a build list", &error))?,
+    );
+    state.build_lists.insert(key, generation, body.clone());
+    Ok(body)
 }
 
 /// One build with everything recorded about it.
@@ -113,8 +139,13 @@ pub(crate) async fn get_build(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Build>, ApiError> {
+    build(&state, id).await.map(Json)
+}
+
+/// One build, as `GET /api/v1/builds/{id}` answers.
+pub(crate) async fn build(state: &AppState, id: i64) -> Result<Build, ApiError> {
     let build = state.store.get_build(id).await?.ok_or_else(|| unknown_build(id))?;
-    Ok(Json(Build::from(&build)))
+    Ok(Build::from(&build))
 }
 
 /// Composes a stream's branch head, or a given commit, for every arch or one.
@@ -145,7 +176,18 @@ pub(crate) async fn request_builds(
     Path(name): Path<String>,
     OptionalJson(request): OptionalJson<BuildRequest>,
 ) -> Result<(StatusCode, Json<BuildsRequested>), ApiError> {
-    let stream = configured_stream(&state.config, &name)?;
+    let answer = compose(&state, &name, &request, caller.caller()).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// Queues the composes `request` asks for (the API's and the dashboard's "compose now").
+pub(crate) async fn compose(
+    state: &AppState,
+    name: &str,
+    request: &BuildRequest,
+    caller: &Caller,
+) -> Result<BuildsRequested, ApiError> {
+    let stream = configured_stream(&state.config, name)?;
     if let Some(arch) = &request.arch {
         check_arch(stream, arch)?;
     }
@@ -190,7 +232,7 @@ pub(crate) async fn request_builds(
             stream.arches.iter().cloned().zip(created).collect()
         }
     };
-    let answer = requested(&state, stream, commit.as_str(), Some(info.subject), created).await?;
+    let answer = requested(state, stream, commit.as_str(), Some(info.subject), created).await?;
     for build in &answer.builds {
         tracing::info!(
             stream = %stream.name,
@@ -198,11 +240,11 @@ pub(crate) async fn request_builds(
             job.id = build.job_id,
             commit = %commit,
             outcome = ?build.outcome,
-            caller = caller.caller().name(),
-            "compose requested through the API"
+            caller = caller.name(),
+            "compose requested"
         );
     }
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(answer)
 }
 
 /// Builds a failed or cancelled build's commit and arch again, as a new build.
@@ -227,6 +269,12 @@ pub(crate) async fn retry_build(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<BuildsRequested>), ApiError> {
+    let answer = retry(&state, id, caller.caller()).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// Queues a failed or cancelled build again (the API's and the dashboard's "retry").
+pub(crate) async fn retry(state: &AppState, id: i64, caller: &Caller) -> Result<BuildsRequested, ApiError> {
     let build = state.store.get_build(id).await?.ok_or_else(|| unknown_build(id))?.summary;
     if !matches!(build.status, BuildStatus::Failed | BuildStatus::Cancelled) {
         return Err(ApiError::conflict(
@@ -286,7 +334,7 @@ pub(crate) async fn retry_build(
     };
     let created = request_compose(&state.store, &compose, &build.arch).await.map_err(request_failed)?;
     let answer = requested(
-        &state,
+        state,
         stream,
         &build.git_commit,
         build.git_subject.clone(),
@@ -298,10 +346,10 @@ pub(crate) async fn retry_build(
         build.id = created.build_id,
         job.id = created.job_id,
         retried = id,
-        caller = caller.caller().name(),
-        "retry requested through the API"
+        caller = caller.name(),
+        "retry requested"
     );
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(answer)
 }
 
 /// The answer to a compose request: each build as it is now.

@@ -10,7 +10,7 @@ use pipeline::store::JobState;
 use serde::Deserialize;
 
 use super::page_size;
-use crate::auth::{Read, Require, Write};
+use crate::auth::{Caller, Read, Require, Write};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 use crate::state::AppState;
@@ -75,8 +75,13 @@ pub(crate) async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Job>, ApiError> {
+    job(&state, id).await.map(Json)
+}
+
+/// One job, as `GET /api/v1/jobs/{id}` answers.
+pub(crate) async fn job(state: &AppState, id: i64) -> Result<Job, ApiError> {
     let job = state.store.get_job(id).await?.ok_or_else(|| unknown_job(id))?;
-    Ok(Json(Job::from(&job)))
+    Ok(Job::from(&job))
 }
 
 /// Cancels a job.
@@ -103,6 +108,17 @@ pub(crate) async fn cancel_job(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<CancelResult>), ApiError> {
+    let (status, result) = cancel(&state, id, caller.caller()).await?;
+    Ok((status, Json(result)))
+}
+
+/// Cancels a job (the API's and the dashboard's "cancel"): 200 when it was queued, 202 when its worker
+/// is asked to stop it.
+pub(crate) async fn cancel(
+    state: &AppState,
+    id: i64,
+    caller: &Caller,
+) -> Result<(StatusCode, CancelResult), ApiError> {
     let (status, outcome, job_state) = match state.queue.request_cancel(id).await? {
         queue::CancelOutcome::Cancelled => (StatusCode::OK, CancelOutcome::Cancelled, JobState::Cancelled),
         queue::CancelOutcome::Requested => {
@@ -118,8 +134,8 @@ pub(crate) async fn cancel_job(
     };
     // A live log of a job cancelled while queued ends now.
     state.log_events.appended(id);
-    tracing::info!(job.id = id, outcome = ?outcome, caller = caller.caller().name(), "cancel requested through the API");
-    Ok((status, Json(CancelResult { job_id: id, outcome, state: job_state })))
+    tracing::info!(job.id = id, outcome = ?outcome, caller = caller.name(), "cancel requested");
+    Ok((status, CancelResult { job_id: id, outcome, state: job_state }))
 }
 
 pub(crate) fn unknown_job(id: i64) -> ApiError {

@@ -14,6 +14,7 @@ use pipeline::store;
 
 use super::configured_stream;
 use crate::auth::{Read, Require};
+use crate::cache::StreamBuilds;
 use crate::error::ApiError;
 use crate::extract::Path;
 use crate::state::AppState;
@@ -36,13 +37,26 @@ pub(crate) async fn list_streams(
     _caller: Require<Read>,
     State(state): State<AppState>,
 ) -> Result<Json<StreamList>, ApiError> {
-    let rows = state.store.list_streams().await?;
-    let items = try_join_all(state.config.streams.iter().map(|settings| {
-        let row = rows.iter().find(|row| row.name == settings.name);
-        stream_view(&state, settings, row)
-    }))
-    .await?;
-    Ok(Json(StreamList { items, next_cursor: None }))
+    stream_list(&state).await.map(Json)
+}
+
+/// Every configured stream, as `GET /api/v1/streams` answers (the dashboard's home page reads it too).
+pub(crate) async fn stream_list(state: &AppState) -> Result<StreamList, ApiError> {
+    let (rows, builds) = tokio::try_join!(
+        async { state.store.list_streams().await.map_err(ApiError::from) },
+        stream_builds(state)
+    )?;
+    let items = state
+        .config
+        .streams
+        .iter()
+        .zip(builds)
+        .map(|(settings, builds)| {
+            let row = rows.iter().find(|row| row.name == settings.name);
+            stream_view(settings, row, builds)
+        })
+        .collect();
+    Ok(StreamList { items, next_cursor: None })
 }
 
 /// One stream.
@@ -66,18 +80,56 @@ pub(crate) async fn get_stream(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Stream>, ApiError> {
-    let settings = configured_stream(&state.config, &name)?;
-    let row = state.store.get_stream(&name).await?;
-    Ok(Json(stream_view(&state, settings, row.as_ref()).await?))
+    stream(&state, &name).await.map(Json)
 }
 
-/// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
-async fn stream_view(
-    state: &AppState,
-    settings: &StreamSettings,
-    row: Option<&store::Stream>,
-) -> Result<Stream, ApiError> {
-    let builds = try_join_all(settings.arches.iter().map(|arch| async move {
+/// One configured stream, as `GET /api/v1/streams/{name}` answers.
+pub(crate) async fn stream(state: &AppState, name: &str) -> Result<Stream, ApiError> {
+    let settings = configured_stream(&state.config, name)?;
+    let position = state.config.streams.iter().position(|stream| stream.name == name).unwrap_or_default();
+    let (row, builds) = tokio::try_join!(
+        async { state.store.get_stream(name).await.map_err(ApiError::from) },
+        stream_builds(state)
+    )?;
+    let builds = builds.into_iter().nth(position).unwrap_or_default();
+    Ok(stream_view(settings, row.as_ref(), builds))
+}
+
+/// Per configured stream and arch, the newest build and the last good one's id: from the cache while no
+/// build was written since (see [`crate::cache`]), else two queries per stream and arch.
+async fn stream_builds(state: &AppState) -> Result<StreamBuilds, ApiError> {
+    // Read before the queries: a build written meanwhile makes what they read stale at once.
+    let generation = state.store.builds_generation();
+    if let Some(builds) = state.stream_builds.get(generation) {
+        return Ok(builds);
+    }
+    if let Some(builds) = state.stream_builds.aged(generation) {
+        // Only old (another process may have written since): one request reads them again, the others
+        // keep getting them meanwhile.
+        let Some(_refilling) = state.stream_builds.try_refilling() else {
+            return Ok(builds);
+        };
+        return read_stream_builds(state, generation).await;
+    }
+    // One refill at a time: the others wait for it rather than all querying at once.
+    let _refilling = state.stream_builds.refilling().await;
+    let generation = state.store.builds_generation();
+    if let Some(builds) = state.stream_builds.get(generation) {
+        return Ok(builds);
+    }
+    read_stream_builds(state, generation).await
+}
+
+/// Reads every stream's builds and keeps them in the cache as of `generation`.
+async fn read_stream_builds(state: &AppState, generation: u64) -> Result<StreamBuilds, ApiError> {
+    let builds =
+        try_join_all(state.config.streams.iter().map(|settings| arch_builds(state, settings))).await?;
+    state.stream_builds.insert(generation, builds.clone());
+    Ok(builds)
+}
+
+async fn arch_builds(state: &AppState, settings: &StreamSettings) -> Result<Vec<ArchBuilds>, ApiError> {
+    try_join_all(settings.arches.iter().map(|arch| async move {
         let (latest, last_good_build_id) = tokio::try_join!(
             state.store.latest_build(&settings.name, arch),
             state.store.last_good_build_id(&settings.name, arch)
@@ -88,8 +140,12 @@ async fn stream_view(
             last_good_build_id,
         })
     }))
-    .await?;
-    Ok(Stream {
+    .await
+}
+
+/// The stream as the API shows it; `row` is `None` until the scheduler first saved the stream.
+fn stream_view(settings: &StreamSettings, row: Option<&store::Stream>, builds: Vec<ArchBuilds>) -> Stream {
+    Stream {
         name: settings.name.clone(),
         branch: settings.branch.clone(),
         treefile: settings.treefile.clone(),
@@ -118,5 +174,5 @@ async fn stream_view(
             })
         }),
         builds,
-    })
+    }
 }

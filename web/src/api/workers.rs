@@ -30,10 +30,15 @@ pub(crate) async fn list_workers(
     _caller: Require<Admin>,
     State(state): State<AppState>,
 ) -> Result<Json<WorkerList>, ApiError> {
-    let online_since = online_since(&state);
+    worker_list(&state).await.map(Json)
+}
+
+/// The workers, as `GET /api/v1/workers` answers.
+pub(crate) async fn worker_list(state: &AppState) -> Result<WorkerList, ApiError> {
+    let online_since = online_since(state);
     let workers = state.store.list_workers().await?;
     let items = workers.iter().map(|worker| Worker::from_store(worker, online_since)).collect();
-    Ok(Json(WorkerList { items, next_cursor: None }))
+    Ok(WorkerList { items, next_cursor: None })
 }
 
 /// The time after which a worker's last sighting makes it online.
