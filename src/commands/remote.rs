@@ -193,6 +193,14 @@ async fn run_async(command: RemoteCommand) -> anyhow::Result<ExitCode> {
             for phase in &build.phases {
                 println!("  phase      {:16} {:.1} s", phase.name, phase.duration_ms as f64 / 1000.0);
             }
+            for layer in build.layers.iter().flatten() {
+                println!(
+                    "  layer      {}  {:>10}  {}",
+                    short_digest(&layer.digest),
+                    human_bytes(layer.size.max(0) as u64),
+                    layer.description
+                );
+            }
             if let Some(diff) = &build.package_diff {
                 println!("  packages   {}", serde_json::to_string(diff).unwrap_or_default());
             }

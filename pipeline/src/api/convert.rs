@@ -1,7 +1,7 @@
 //! Store rows as API bodies: times as [`Timestamp`]s, JSON text columns as JSON values, lease tokens and
 //! token hashes left out.
 
-use super::{Build, BuildSummary, Job, Phase, RequestOutcome, Timestamp, Token, Worker};
+use super::{Build, BuildSummary, Job, Layer, Phase, RequestOutcome, Timestamp, Token, Worker};
 use crate::queue::EnqueueOutcome;
 use crate::store;
 
@@ -38,6 +38,18 @@ impl From<&store::Build> for Build {
             package_diff: build.package_diff.clone(),
             phases: build.phases.iter().map(Phase::from).collect(),
             error: build.error.clone(),
+            layers: build.layers.as_ref().map(|layers| layers.iter().map(Layer::from).collect()),
+        }
+    }
+}
+
+impl From<&store::Layer> for Layer {
+    fn from(layer: &store::Layer) -> Self {
+        Layer {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            description: layer.description.clone(),
+            components: layer.components.clone(),
         }
     }
 }

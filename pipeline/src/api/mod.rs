@@ -163,6 +163,21 @@ pub struct Build {
     pub phases: Vec<Phase>,
     /// The whole error chain of a failed build, one cause per line.
     pub error: Option<String>,
+    /// The image's layers in the manifest's order (an unchanged build shows its previous build's).
+    pub layers: Option<Vec<Layer>>,
+}
+
+/// One layer of a build's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Layer {
+    #[schema(example = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae")]
+    pub digest: String,
+    /// Compressed bytes, as a client downloads them.
+    pub size: i64,
+    #[schema(example = "kernel and 2 more")]
+    pub description: String,
+    /// The packages (or other components) whose content is in the layer.
+    pub components: Vec<String>,
 }
 
 /// One timed phase of a compose.

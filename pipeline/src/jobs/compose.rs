@@ -9,6 +9,7 @@ use compose::{ComposeError, ImageOutcome, ImageOutput, ImageRequest, TreeRequest
 use super::compose_log::ComposeLog;
 use super::context::{JobContext, JobError, error_chain};
 use super::payload::{ComposePayload, ComposeResult, ComposeStatus, PreviousBuild};
+use crate::store::Layer;
 
 /// Composes `payload` in `context`; `previous` is the stream and arch's last good build, if any.
 pub async fn run(
@@ -70,6 +71,16 @@ pub async fn run(
                 ),
                 image_bytes: Some(image.image_bytes),
                 phases,
+                layers: image
+                    .layers
+                    .iter()
+                    .map(|layer| Layer {
+                        digest: layer.digest.clone(),
+                        size: layer.size as i64,
+                        description: layer.description.clone(),
+                        components: layer.components.clone(),
+                    })
+                    .collect(),
             }
         }
         ImageOutcome::Unchanged(unchanged) => {
@@ -88,6 +99,7 @@ pub async fn run(
                 download_bytes: Some(0),
                 image_bytes: None,
                 phases,
+                layers: Vec::new(),
             }
         }
     })

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use treefiles::Variable;
 
 use crate::config::StreamSettings;
-use crate::store::{BuildResult, BuildStatus, Phase};
+use crate::store::{BuildResult, BuildStatus, Layer, Phase};
 
 /// Everything a compose needs besides the worker's own cache, token and registry credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +121,10 @@ pub struct ComposeResult {
     pub download_bytes: Option<u64>,
     pub image_bytes: Option<u64>,
     pub phases: Vec<Phase>,
+    /// The pushed image's layers in the manifest's order (empty when unchanged; absent from workers
+    /// older than this field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
 }
 
 impl ComposeResult {
@@ -139,6 +143,7 @@ impl ComposeResult {
         build.download_bytes = self.download_bytes.map(|bytes| bytes as i64);
         build.image_bytes = self.image_bytes.map(|bytes| bytes as i64);
         build.phases = self.phases.clone();
+        build.layers = (!self.layers.is_empty()).then(|| self.layers.clone());
         build
     }
 }

@@ -117,7 +117,7 @@ pub async fn complete_compose(
         build.previous_build_id = Some(previous.summary.id);
         match result.status {
             ComposeStatus::Unchanged => {
-                copy_previous_image(&mut build, &previous.summary, previous.packages.clone());
+                copy_previous_image(&mut build, &previous);
                 build.package_diff = Some(package_diff(&[], &[]));
             }
             ComposeStatus::Succeeded => {
@@ -137,17 +137,15 @@ pub async fn complete_compose(
 }
 
 /// An unchanged build shows the image it found unchanged: the previous build's.
-fn copy_previous_image(
-    build: &mut BuildResult,
-    previous: &crate::store::BuildSummary,
-    packages: Option<Vec<String>>,
-) {
+fn copy_previous_image(build: &mut BuildResult, previous_build: &crate::store::Build) {
+    let previous = &previous_build.summary;
     build.image_reference = previous.image_reference.clone().or(build.image_reference.take());
     build.manifest_digest = previous.manifest_digest.clone().or(build.manifest_digest.take());
     build.version = previous.version.clone().or(build.version.take());
     build.ostree_commit = previous.ostree_commit.clone().or(build.ostree_commit.take());
     build.image_bytes = previous.image_bytes.or(build.image_bytes);
-    build.packages = packages.or(build.packages.take());
+    build.packages = previous_build.packages.clone().or(build.packages.take());
+    build.layers = previous_build.layers.clone().or(build.layers.take());
 }
 
 /// The package changes from `old` to `new` (NEVRAs) as the build's `package_diff`:

@@ -97,13 +97,14 @@ macro_rules! finish_build_sql {
     };
 }
 
-/// The build of a compose that succeeded, with its result (`$11` to `$22`).
+/// The build of a compose that succeeded, with its result (`$11` to `$23`).
 macro_rules! record_build_sql {
     ($job_id:expr) => {
         concat!(
             "UPDATE builds SET status = $11, previous_build_id = $12, version = $13, inputhash = $14, \
              ostree_commit = $15, image_reference = $16, manifest_digest = $17, packages = $18, \
-             package_diff = $19, download_bytes = $20, image_bytes = $21, phases = $22, finished_at = $9 \
+             package_diff = $19, download_bytes = $20, image_bytes = $21, phases = $22, layers = $23, \
+             finished_at = $9 \
              WHERE job_id = ",
             $job_id,
             " AND status IN ('queued', 'running')"
@@ -391,7 +392,8 @@ impl Queue {
                         .bind(encoded.package_diff.as_deref())
                         .bind(build.download_bytes)
                         .bind(build.image_bytes)
-                        .bind(encoded.phases.as_deref()),
+                        .bind(encoded.phases.as_deref())
+                        .bind(encoded.layers.as_deref()),
                 }
             }};
         }
@@ -447,6 +449,7 @@ struct EncodedBuildResult {
     packages: Option<String>,
     package_diff: Option<String>,
     phases: Option<String>,
+    layers: Option<String>,
 }
 
 impl EncodedBuildResult {
@@ -455,6 +458,7 @@ impl EncodedBuildResult {
             packages: build.packages.as_ref().map(serde_json::to_string).transpose()?,
             package_diff: build.package_diff.as_ref().map(|diff| diff.to_string()),
             phases: if build.phases.is_empty() { None } else { Some(serde_json::to_string(&build.phases)?) },
+            layers: build.layers.as_ref().map(serde_json::to_string).transpose()?,
         })
     }
 }

@@ -69,6 +69,19 @@ pub struct Phase {
     pub duration_ms: i64,
 }
 
+/// One layer of a build's image, in the manifest's order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    /// Compressed, as clients download it.
+    pub size: i64,
+    /// What the layer holds, e.g. "ostree commit" or "kernel and 2 more".
+    pub description: String,
+    /// The packages (or other components) whose content is in it.
+    #[serde(default)]
+    pub components: Vec<String>,
+}
+
 /// A build to create with its compose job.
 #[derive(Debug, Clone)]
 pub struct NewBuild {
@@ -106,6 +119,8 @@ pub struct BuildResult {
     pub download_bytes: Option<i64>,
     pub image_bytes: Option<i64>,
     pub phases: Vec<Phase>,
+    /// The image's layers.
+    pub layers: Option<Vec<Layer>>,
 }
 
 impl BuildResult {
@@ -123,6 +138,7 @@ impl BuildResult {
             download_bytes: None,
             image_bytes: None,
             phases: Vec::new(),
+            layers: None,
         }
     }
 }
@@ -161,6 +177,7 @@ pub struct Build {
     pub phases: Vec<Phase>,
     /// The whole error chain of a failed build, one cause per line.
     pub error: Option<String>,
+    pub layers: Option<Vec<Layer>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -171,6 +188,7 @@ struct BuildRow {
     package_diff: Option<String>,
     phases: Option<String>,
     error: Option<String>,
+    layers: Option<String>,
 }
 
 /// Which builds a list shows; `None` fields do not filter.
@@ -194,7 +212,7 @@ macro_rules! summary_columns {
 /// The columns of [`BuildRow`].
 macro_rules! build_columns {
     () => {
-        concat!(summary_columns!(), ", packages, package_diff, phases, error")
+        concat!(summary_columns!(), ", packages, package_diff, phases, error, layers")
     };
 }
 
@@ -418,12 +436,14 @@ impl Store {
         let package_diff =
             parse_json(self, row.package_diff.as_deref(), || format!("the package diff of build {id}"))?;
         let phases = parse_json(self, row.phases.as_deref(), || format!("the phases of build {id}"))?;
+        let layers = parse_json(self, row.layers.as_deref(), || format!("the layers of build {id}"))?;
         Ok(Build {
             summary: row.summary,
             packages,
             package_diff,
             phases: phases.unwrap_or_default(),
             error: row.error,
+            layers,
         })
     }
 }

@@ -30,7 +30,9 @@ use sqlx::sqlite::{
 };
 
 use crate::clock::{Clock, SystemClock};
-pub use builds::{Build, BuildFilter, BuildResult, BuildStatus, BuildSummary, CreatedBuild, NewBuild, Phase};
+pub use builds::{
+    Build, BuildFilter, BuildResult, BuildStatus, BuildSummary, CreatedBuild, Layer, NewBuild, Phase,
+};
 pub use cursor::{MAXIMUM_PAGE_SIZE, Page};
 pub use error::StoreError;
 pub use image_indexes::{ImageIndex, NewImageIndex};

@@ -36,6 +36,14 @@ async fn a_commit_is_composed_pushed_and_recorded_and_an_unrelated_change_is_unc
     let phases: Vec<&str> = build.phases.iter().map(|phase| phase.name.as_str()).collect();
     assert_eq!(phases.first(), Some(&"resolving"));
     assert_eq!(phases.last(), Some(&"writing"));
+    let layers = build.layers.clone().expect("the image's layers are recorded");
+    assert!(layers.len() >= 2, "a commit layer and package layers: {layers:?}");
+    assert!(layers.iter().all(|layer| layer.digest.starts_with("sha256:") && layer.size > 0), "{layers:?}");
+    assert_eq!(
+        layers.iter().map(|layer| layer.size).sum::<i64>(),
+        summary.image_bytes.unwrap(),
+        "the layers make up the image"
+    );
     assert_eq!(service.tag_digest("42.0").await.as_deref(), Some(digest.as_str()));
     assert_eq!(service.tag_digest(STREAM).await.as_deref(), Some(digest.as_str()));
     let job = service.store.get_job(summary.job_id.unwrap()).await.unwrap().unwrap();
@@ -59,6 +67,7 @@ async fn a_commit_is_composed_pushed_and_recorded_and_an_unrelated_change_is_unc
     assert_eq!(unchanged.summary.manifest_digest.as_deref(), Some(digest.as_str()));
     assert_eq!(unchanged.summary.image_reference, summary.image_reference);
     assert_eq!(unchanged.packages.as_ref(), Some(&packages));
+    assert_eq!(unchanged.layers.as_ref(), Some(&layers), "an unchanged build shows its image's layers");
     assert_eq!(unchanged.summary.version.as_deref(), Some("42.0"));
     assert_eq!(service.tag_digest(STREAM).await.as_deref(), Some(digest.as_str()), "nothing was pushed");
     assert_eq!(service.tag_digest("42.1").await, None);

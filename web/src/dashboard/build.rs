@@ -1,7 +1,7 @@
 //! A build's page: what it is (commit with subject and link, version, input hash, ostree commit, image
 //! reference and digest), how long each phase took, the package diff against the previous build
-//! (searchable), the image and what a client of the previous build downloads, its error and the end of
-//! its log; and "retry" for a failed or cancelled build.
+//! (searchable), the image, its layers and which of them a client of the previous build downloads, its
+//! error and the end of its log; and "retry" for a failed or cancelled build.
 
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -12,6 +12,7 @@ use pipeline::api::{Build, BuildStatus};
 use serde::Deserialize;
 
 use super::components::{self as ui, Section};
+use super::layers;
 use super::session::{Viewer, authorize_action};
 use super::streams::{build_duration, form_or_error};
 use super::{Page, json_answer, see_other, wants_json};
@@ -131,6 +132,14 @@ pub(crate) async fn build_page(
     let phases: Vec<(&str, i64)> =
         build.phases.iter().map(|phase| (phase.name.as_str(), phase.duration_ms)).collect();
     let retryable = matches!(summary.status, BuildStatus::Failed | BuildStatus::Cancelled);
+    // What a client of the previous build holds, to mark the layers it downloads.
+    let previous_layers = match (summary.previous_build_id, &build.layers) {
+        (Some(previous), Some(_)) => {
+            build_or_none(&state, previous).await?.and_then(|previous| previous.layers)
+        }
+        _ => None,
+    };
+    let previous_label = summary.previous_build_id.map(|previous| format!("build #{previous}"));
     let body = html! {
         div.page-head {
             div.titles {
@@ -175,13 +184,18 @@ pub(crate) async fn build_page(
                         }
                     }
                 }
-                p.muted.note { "Layers are not recorded per build yet: the sizes are the image's and the download's totals." }
             }
         }
         @if !phases.is_empty() {
             section.panel aria-labelledby="phases-heading" {
                 h2 #phases-heading { "Phases" }
                 (ui::phase_bar(&phases))
+            }
+        }
+        @if let Some(image_layers) = &build.layers {
+            section aria-labelledby="layers-heading" {
+                h2 #layers-heading { "Layers" span.muted { " (" (image_layers.len()) ")" } }
+                (layers::table("layers", image_layers, previous_label.as_deref().zip(previous_layers.as_deref())))
             }
         }
         section aria-labelledby="packages-heading" {
@@ -221,6 +235,15 @@ pub(crate) async fn build_page(
         body,
     };
     Ok(page.render(&viewer, StatusCode::OK))
+}
+
+/// A build that may be gone (the previous build of an old build), `None` then.
+async fn build_or_none(state: &AppState, id: i64) -> Result<Option<Build>, ApiError> {
+    match build(state, id).await {
+        Ok(found) => Ok(Some(found)),
+        Err(error) if error.status == StatusCode::NOT_FOUND => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 fn facts(state: &AppState, build: &Build, now: i64) -> Markup {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::build::{changes, diff_table};
 use super::components::{self as ui, Section};
+use super::layers;
 use super::session::Viewer;
 use super::{Page, json_answer, wants_json};
 use crate::api::builds::{BuildListQuery, build, build_list_json};
@@ -162,7 +163,12 @@ fn comparison(from: &Build, to: &Build, diff: &serde_json::Value, now: i64, form
         div.compare { (side(from)) (side(to)) }
         section.panel aria-labelledby="download-heading" {
             h2 #download-heading { "Download" }
-            @if direct {
+            @if let (Some(held), Some(wanted)) = (&from.layers, &to.layers) {
+                @let (missing, bytes) = layers::download(held, wanted);
+                p { "A client of build " (from.summary.id) " downloads " strong { (ui::bytes(Some(bytes))) }
+                    " (" (missing.len()) " of " (wanted.len()) " layers) to update to build " (to.summary.id)
+                    ", of " (ui::bytes(to.summary.image_bytes)) "." }
+            } @else if direct {
                 p { "A client of build " (from.summary.id) " downloads " strong { (ui::bytes(to.summary.download_bytes)) }
                     " to update to build " (to.summary.id) " (of " (ui::bytes(to.summary.image_bytes)) ")." }
             } @else {
@@ -179,6 +185,13 @@ fn comparison(from: &Build, to: &Build, diff: &serde_json::Value, now: i64, form
         section aria-labelledby="compare-packages-heading" {
             h2 #compare-packages-heading { "Package changes" }
             (diff_table("compare-packages", &changes(Some(diff))))
+        }
+        @if let Some(wanted) = &to.layers {
+            section aria-labelledby="compare-layers-heading" {
+                h2 #compare-layers-heading { "Layers of build " (to.summary.id) }
+                @let from_label = format!("build #{}", from.summary.id);
+                (layers::table("compare-layers", wanted, from.layers.as_deref().map(|held| (from_label.as_str(), held))))
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ mod compare;
 pub(crate) mod components;
 pub(crate) mod errors;
 mod job;
+mod layers;
 mod queue;
 pub(crate) mod session;
 mod sign_in;

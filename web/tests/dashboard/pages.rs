@@ -36,6 +36,9 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
                 "upgraded".into(),
                 "encapsulating".into(),
                 "compose step 60".into(),
+                "Layers".into(),
+                "of 4 layers".into(),
+                "already there".into(),
             ],
         ),
         (
@@ -46,7 +49,7 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
         (
             "compare",
             format!("/compare?stream={STREAM}&from={}&to={}", data.previous_build, data.succeeded_build),
-            vec!["downloads".into(), "linux-firmware".into()],
+            vec!["downloads".into(), "linux-firmware".into(), "Layers of build".into()],
         ),
         ("job", format!("/jobs/{}", data.running_job), vec!["downloading".into(), "running step 50".into()]),
         (

@@ -10,7 +10,7 @@ use pipeline::api::BuildsRequested;
 use pipeline::jobs::payload::{ComposeResult, ComposeStatus};
 use pipeline::jobs::record::complete_compose;
 use pipeline::queue::{ClaimedJob, Lease};
-use pipeline::store::{NewLogLine, NewWorker, Phase, WorkerKind};
+use pipeline::store::{Layer, NewLogLine, NewWorker, Phase, WorkerKind};
 use pipeline::{Clock, SystemClock};
 use tokio::runtime::Runtime;
 
@@ -203,7 +203,30 @@ fn compose_result(round: usize, arch: &str, started: i64) -> ComposeResult {
         download_bytes: Some(38_000_000 + round as u64 * 1_250_000),
         image_bytes: Some(1_870_000_000 + round as u64 * 3_000_000),
         phases,
+        layers: layers(round, arch, &hex),
     }
+}
+
+/// An image's layers: the commit (new every round), the kernel (new every other round), and two that
+/// never change, as chunked images of an OS look.
+fn layers(round: usize, arch: &str, hex: &dyn Fn(usize) -> String) -> Vec<Layer> {
+    let layer = |seed: usize, size: i64, description: &str, components: &[&str]| Layer {
+        digest: format!("sha256:{}", hex(seed)),
+        size,
+        description: description.to_string(),
+        components: components.iter().map(|component| component.to_string()).collect(),
+    };
+    vec![
+        layer(round * 31 + arch.len(), 2_400_000, "ostree commit", &[]),
+        layer(round / 2 * 37 + arch.len() + 1, 36_000_000, "kernel and 1 more", &["kernel", "kernel-core"]),
+        layer(1_000 + arch.len(), 410_000_000, "linux-firmware", &["linux-firmware"]),
+        layer(
+            2_000 + arch.len(),
+            1_400_000_000,
+            "bash and 13 more",
+            &["bash", "bootc", "coreutils", "dbus", "glibc"],
+        ),
+    ]
 }
 
 async fn compose(server: &TestServer, commit: &str, arch: Option<&str>) -> BuildsRequested {
