@@ -65,7 +65,7 @@
   // Lines arrive as Server-Sent Events (id = the line's number); when the connection drops the browser
   // reconnects with Last-Event-ID, so the server resumes after the last line shown, and a line already
   // shown is never shown twice. Lines are appended in one batch per frame (a 100,000-line log arrives
-  // in batches of up to 10,000 events and never freezes the page), and the view follows the end only
+  // in batches of up to 10,000 events), and the view follows the end only
   // while the reader is at the end: scrolling up keeps the position, "Follow the end" comes back.
   const LINES_PER_FRAME = 2000;
   function followLog(log) {
@@ -94,7 +94,13 @@
       // At most a frame's worth of lines at a time: a long log arrives faster than it can be laid out,
       // and one huge batch would freeze the page.
       const batch = pending.length > LINES_PER_FRAME ? pending.splice(0, LINES_PER_FRAME) : pending.splice(0);
-      const fragment = document.createDocumentFragment();
+      // Each batch is a block of its own. The newest is laid out in full (so the end is where it seems);
+      // once another follows it is "settled": the browser skips it while it is off screen and keeps its
+      // size (content-visibility), so a long log costs a frame per batch, not the whole log per frame.
+      const previous = log.lastElementChild;
+      if (previous && previous.classList.contains("log-chunk")) previous.classList.add("settled");
+      const fragment = document.createElement("div");
+      fragment.className = "log-chunk";
       for (const [seq, text] of batch) {
         const line = document.createElement("span");
         line.className = "line";
