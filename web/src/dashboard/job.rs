@@ -32,6 +32,15 @@ pub(crate) async fn job_page(
         return Ok(json_answer(&api, &job));
     }
     let build = state.store.build_of_job(id).await?;
+    // The worker holding the lease, by the name people know it by.
+    let worker = match &job.worker_id {
+        Some(worker_id) => {
+            let workers = state.store.list_workers().await?;
+            let name = workers.into_iter().find(|worker| worker.id == *worker_id).map(|worker| worker.name);
+            Some(name.unwrap_or_else(|| worker_id.clone()))
+        }
+        None => None,
+    };
     let now = state.now();
     let ended = job.state.is_final();
     let body = html! {
@@ -64,7 +73,7 @@ pub(crate) async fn job_page(
             dl.facts.facts-wide {
                 dt { "Phase" } dd #job-phase { (job.phase.as_deref().unwrap_or(if ended { "ended" } else { "not started" })) }
                 dt { "Attempts" } dd { (job.attempts) " of " (job.max_attempts) }
-                dt { "Worker" } dd { (job.worker_id.as_deref().unwrap_or("—")) }
+                dt { "Worker" } dd { (worker.as_deref().unwrap_or("—")) }
                 dt { "Created" } dd { (ui::time(job.created_at.milliseconds(), now)) }
                 dt { "Started" } dd { (ui::maybe_time(job.started_at.map(|time| time.milliseconds()), now)) }
                 dt { "Finished" } dd { (ui::maybe_time(job.finished_at.map(|time| time.milliseconds()), now)) }

@@ -6,6 +6,8 @@
 //! what builds where and hold no secret (leases and tokens are never in them); the worker's id and
 //! software version are shown to admins only, as the API shows them.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -44,6 +46,9 @@ pub(crate) async fn queue_page(
         worker_list(&state)
     )?;
     let now = state.now();
+    // A running job names the worker holding its lease by id; people know workers by name.
+    let names: HashMap<&str, &str> =
+        workers.items.iter().map(|worker| (worker.id.as_str(), worker.name.as_str())).collect();
     let body = html! {
         div.page-head {
             div.titles {
@@ -56,11 +61,11 @@ pub(crate) async fn queue_page(
         }
         section aria-labelledby="running-heading" {
             h2 #running-heading { "Running" }
-            (jobs_table("running", &overview.running, "Running for", now))
+            (jobs_table("running", &overview.running, "Running for", &names, now))
         }
         section aria-labelledby="queued-heading" {
             h2 #queued-heading { "Queued" }
-            (jobs_table("queued", &overview.queued, "Waiting for", now))
+            (jobs_table("queued", &overview.queued, "Waiting for", &names, now))
         }
         section aria-labelledby="workers-heading" {
             h2 #workers-heading { "Workers" }
@@ -110,7 +115,7 @@ pub(crate) async fn queue_page(
     Ok(page.render(&viewer, StatusCode::OK))
 }
 
-fn jobs_table(id: &str, jobs: &[JobSummary], waited: &str, now: i64) -> Markup {
+fn jobs_table(id: &str, jobs: &[JobSummary], waited: &str, names: &HashMap<&str, &str>, now: i64) -> Markup {
     html! {
         @if jobs.is_empty() {
             p.empty { "None." }
@@ -133,7 +138,12 @@ fn jobs_table(id: &str, jobs: &[JobSummary], waited: &str, now: i64) -> Markup {
                                 }
                                 td data-label="Arch" { code { (job.arch.as_deref().unwrap_or("any")) } }
                                 td data-label="Phase" { (job.phase.as_deref().unwrap_or("—")) }
-                                td data-label="Worker" { (job.lease_owner.as_deref().unwrap_or("—")) }
+                                td data-label="Worker" {
+                                    @match job.lease_owner.as_deref() {
+                                        Some(owner) => (names.get(owner).copied().unwrap_or(owner)),
+                                        None => "—",
+                                    }
+                                }
                                 td.number data-label=(waited) { (ui::duration(summary.waiting_ms)) }
                                 td.nowrap data-label="Created" { (ui::time(job.created_at, now)) }
                             }

@@ -55,7 +55,12 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
         (
             "queue",
             "/queue".into(),
-            vec!["builder-x86-1".into(), format!("job {}", data.queued_job), "online".into()],
+            vec![
+                "builder-x86-1".into(),
+                format!("job {}", data.queued_job),
+                "online".into(),
+                format!("job {}", data.running_job),
+            ],
         ),
         ("sign-in", "/sign-in".into(), vec!["API token".into()]),
         ("not-found", "/no-such-page".into(), vec!["Not found".into(), "See every stream".into()]),

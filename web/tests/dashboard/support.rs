@@ -9,7 +9,7 @@ use arbor_testsupport::browser::{ColourScheme, TestBrowser};
 use pipeline::api::BuildsRequested;
 use pipeline::jobs::payload::{ComposeResult, ComposeStatus};
 use pipeline::jobs::record::complete_compose;
-use pipeline::queue::{ClaimedJob, Lease};
+use pipeline::queue::{ClaimRequest, ClaimedJob, Lease};
 use pipeline::store::{Layer, NewLogLine, NewWorker, Phase, WorkerKind};
 use pipeline::{Clock, SystemClock};
 use tokio::runtime::Runtime;
@@ -283,11 +283,6 @@ async fn populate(server: &TestServer) -> Data {
     }
     // The running compose started 40 s ago, within its lease.
     server.clock.set(now() - 40_000);
-    let running = compose(server, &server.commits[0], Some("x86_64")).await;
-    let claimed = server.claim("x86_64").await;
-    server.queue.set_phase(&claimed.lease, "downloading").await.expect("phase");
-    log(server, &claimed, RUNNING_LOG_LINES as usize, "[x86_64] running").await;
-    let queued = compose(server, &server.commits[1], Some("x86_64")).await;
     let store = &server.store;
     let builder = NewWorker {
         name: "builder-x86-1".into(),
@@ -297,7 +292,14 @@ async fn populate(server: &TestServer) -> Data {
         token_id: None,
     };
     let worker = store.register_worker(&builder).await.expect("a worker");
+    let running = compose(server, &server.commits[0], Some("x86_64")).await;
+    let (arches, kinds) = (vec!["x86_64".to_string()], vec!["compose".to_string()]);
+    let request = ClaimRequest { worker_id: &worker.id, arches: &arches, kinds: &kinds };
+    let claimed = server.queue.claim(request).await.expect("claim").expect("the running compose");
     store.set_worker_job(&worker.id, Some(claimed.lease.job_id)).await.expect("its job");
+    server.queue.set_phase(&claimed.lease, "downloading").await.expect("phase");
+    log(server, &claimed, RUNNING_LOG_LINES as usize, "[x86_64] running").await;
+    let queued = compose(server, &server.commits[1], Some("x86_64")).await;
     let arm = NewWorker { name: "builder-arm-1".into(), arches: vec!["aarch64".into()], ..builder };
     store.register_worker(&arm).await.expect("another worker");
     server.clock.set(now());
