@@ -99,7 +99,8 @@ pub enum RemoteCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Cancel a job (a running compose stops at its next heartbeat).
+    /// Cancel a job (a running compose stops at once on an embedded worker, at its next heartbeat on a
+    /// remote one).
     Cancel {
         job: i64,
         #[command(flatten)]

@@ -156,11 +156,20 @@ macro_rules! start_build_sql {
 pub struct Queue {
     store: Store,
     options: QueueOptions,
+    /// Bumped when this process asks a running job to stop, so workers in the process look at once
+    /// instead of at their next heartbeat.
+    cancel_requests: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Queue {
     pub fn new(store: Store, options: QueueOptions) -> Self {
-        Queue { store, options }
+        let cancel_requests = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        Queue { store, options, cancel_requests }
+    }
+
+    /// Changes when this process asked a running job to stop ([`Queue::request_cancel`]).
+    pub fn cancel_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cancel_requests.subscribe()
     }
 
     pub fn store(&self) -> &Store {

@@ -132,8 +132,8 @@ impl Queue {
         }
     }
 
-    /// Cancels a queued job at once, or asks a running one to stop (its worker sees it on its next
-    /// heartbeat and cancels the compose).
+    /// Cancels a queued job at once, or asks a running one to stop: its worker sees it on its next
+    /// heartbeat and cancels the compose (workers of this process's queue heartbeat at once).
     pub async fn request_cancel(&self, job_id: i64) -> Result<CancelOutcome, StoreError> {
         let store = self.store();
         let now = store.now();
@@ -178,10 +178,10 @@ impl Queue {
             .await
         })
         .map_err(|source| store.failed(format!("cancelling job {job_id}"), source))
-        .inspect(|outcome| {
-            if *outcome == CancelOutcome::Cancelled {
-                store.builds_changed();
-            }
+        .inspect(|outcome| match outcome {
+            CancelOutcome::Cancelled => store.builds_changed(),
+            CancelOutcome::Requested => self.cancel_requests.send_modify(|count| *count += 1),
+            _ => {}
         })
     }
 }

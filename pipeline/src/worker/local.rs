@@ -100,6 +100,10 @@ impl JobSource for LocalJobSource {
         })
     }
 
+    fn cancel_requests(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.queue.cancel_requests())
+    }
+
     fn heartbeat<'a>(&'a self, lease: &'a Lease) -> SourceFuture<'a, HeartbeatAnswer> {
         Box::pin(async move { Ok(self.queue.heartbeat(lease).await?) })
     }

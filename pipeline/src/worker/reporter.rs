@@ -45,8 +45,19 @@ impl JobSignals {
 
 /// Heartbeats every `interval` until aborted or the lease is lost.
 pub async fn heartbeat<S: JobSource>(source: Arc<S>, lease: Lease, interval: Duration, signals: JobSignals) {
+    let mut cancel_requests = source.cancel_requests();
     loop {
-        tokio::time::sleep(interval).await;
+        match cancel_requests.as_mut() {
+            Some(requests) => tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                changed = requests.changed() => {
+                    if changed.is_err() {
+                        cancel_requests = None;
+                    }
+                }
+            },
+            None => tokio::time::sleep(interval).await,
+        }
         match source.heartbeat(&lease).await {
             Ok(answer) if answer.cancel_requested => {
                 if !signals.cancellation.is_cancelled() {

@@ -106,6 +106,12 @@ pub trait JobSource: Send + Sync + 'static {
 
     fn heartbeat<'a>(&'a self, lease: &'a Lease) -> SourceFuture<'a, HeartbeatAnswer>;
 
+    /// Changes when a running job may have been asked to stop, for a source that can tell at once (in
+    /// the server's process); the worker then heartbeats without waiting for the interval.
+    fn cancel_requests(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Returns the sequence number of the last line appended.
     fn append_logs<'a>(&'a self, lease: &'a Lease, lines: &'a [NewLogLine]) -> SourceFuture<'a, i64>;
 
