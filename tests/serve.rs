@@ -3,7 +3,8 @@
 //! registry on 127.0.0.1, and `arbor remote` drives it. A pushed commit becomes a succeeded build whose
 //! image is in the registry, a commit that changes no input becomes an unchanged build, a server killed
 //! with SIGKILL in the middle of a compose composes that commit exactly once after a restart (and its
-//! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly.
+//! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly. Two servers on one
+//! PostgreSQL database schedule through one of them, and the other takes over when it is killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -402,4 +403,86 @@ fn a_bad_configuration_is_refused_with_file_line_and_key() {
         arbor().args(["serve", "--config"]).arg(directory.path().join("absent.toml")).output().unwrap();
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("absent.toml"), "{}", text(&missing.stderr));
+}
+
+/// `arbor.toml` of one of several servers sharing `database`: its own address and state directory, no
+/// embedded workers (the test watches the scheduler, not composes).
+fn shared_database_config(
+    directory: &Path,
+    name: &str,
+    database: &str,
+    remote: &TestGitRemote,
+) -> (PathBuf, SocketAddr) {
+    let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = directory.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{address}\"\nstate-dir = \"{name}-state\"\nworkers = 0\npublic-read = true\n\
+             database = \"{database}\"\n\
+             [git]\nurl = \"{url}\"\npoll-interval = \"5s\"\n\
+             [[streams]]\nname = \"{STREAM}\"\narches = [\"{arch}\"]\nimage = \"registry.invalid/{IMAGE_REPOSITORY}\"\n",
+            url = remote.file_url(),
+            arch = os_fixture::ARCH,
+        ),
+    )
+    .unwrap();
+    (config, address)
+}
+
+/// The builds of `commit` a server's API shows.
+fn builds_shown(address: SocketAddr, commit: &str) -> Vec<Value> {
+    let response =
+        http_request(address, "GET", &format!("/api/v1/streams/{STREAM}/builds?limit=100"), &[]).unwrap();
+    assert_eq!(response.status, 200, "{}", text(&response.body));
+    let page: Value = serde_json::from_slice(&response.body).unwrap();
+    page["items"].as_array().unwrap().iter().filter(|build| build["git_commit"] == commit).cloned().collect()
+}
+
+#[test]
+fn two_servers_on_one_postgresql_schedule_once_and_the_survivor_takes_over() {
+    let postgres = arbor_testsupport::TestPostgres::start().unwrap();
+    let database = postgres.create_database("arbor_failover").unwrap();
+    let remote = TestGitRemote::new().unwrap();
+    let files = [("manifest.yaml", TestFile::text(&treefile(""))), ("README.md", TestFile::text("one\n"))];
+    let first = remote.commit(STREAM, &files, "Start exampleos").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let (config_a, address_a) = shared_database_config(directory.path(), "a", &database, &remote);
+    let (config_b, address_b) = shared_database_config(directory.path(), "b", &database, &remote);
+    let mut server_a = Server::start(&config_a, &directory.path().join("a.log"));
+    server_a.wait_ready(address_a);
+    // A has had its first scheduling pass (the first commit has its build) before B starts.
+    let deadline = Instant::now() + PATIENCE;
+    while builds_shown(address_a, &first).is_empty() {
+        assert!(Instant::now() < deadline, "server A scheduled nothing:\n{}", server_a.log_text());
+        std::thread::sleep(POLL);
+    }
+    let mut server_b = Server::start(&config_b, &directory.path().join("b.log"));
+    server_b.wait_ready(address_b);
+
+    // Both see every build (one database); a new commit gets one build, not one per server.
+    let second = remote.commit(STREAM, &[("README.md", TestFile::text("two\n"))], "Second").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while builds_shown(address_b, &second).is_empty() {
+        assert!(Instant::now() < deadline, "no build of the second commit:\n{}", server_a.log_text());
+        std::thread::sleep(POLL);
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(builds_shown(address_a, &second).len(), 1, "one scheduler: one build of the commit");
+    const LEADING: &str = "this process runs the scheduler";
+    assert!(server_a.log_text().contains(LEADING), "A leads:\n{}", server_a.log_text());
+    assert!(!server_b.log_text().contains(LEADING), "B waits while A leads:\n{}", server_b.log_text());
+
+    // The leader dies; the other server takes the scheduler lock and schedules the next commit.
+    server_a.kill_group();
+    let third = remote.commit(STREAM, &[("README.md", TestFile::text("three\n"))], "Third").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while builds_shown(address_b, &third).is_empty() {
+        assert!(Instant::now() < deadline, "server B did not take over:\n{}", server_b.log_text());
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(builds_shown(address_b, &third).len(), 1);
+    assert!(server_b.log_text().contains(LEADING), "B leads now:\n{}", server_b.log_text());
+    let status = server_b.terminate();
+    assert!(status.success(), "arbor serve exited with {status}");
 }
