@@ -143,6 +143,14 @@ impl Store {
         Ok(result > 0)
     }
 
+    /// The name of worker `id`, if it registered.
+    pub async fn worker_name(&self, id: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, read, |pool, dialect| {
+            sqlx::query_scalar("SELECT name FROM workers WHERE id = $1").bind(id).fetch_optional(pool).await
+        })
+        .map_err(|source| self.failed(format!("reading the name of worker {id}"), source))
+    }
+
     /// Every worker, most recently seen first.
     pub async fn list_workers(&self) -> Result<Vec<Worker>, StoreError> {
         let rows = dispatch!(self, read, |pool, dialect| {

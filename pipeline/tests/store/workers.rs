@@ -27,6 +27,8 @@ async fn workers_register_heartbeat_and_show_their_job(harness: Harness) {
     harness.clock.advance(Duration::from_secs(10));
     assert!(store.touch_worker(&first.id).await.unwrap());
     assert!(!store.touch_worker("w_unknown").await.unwrap());
+    assert_eq!(store.worker_name(&first.id).await.unwrap().as_deref(), Some("builder-1"));
+    assert_eq!(store.worker_name("w_unknown").await.unwrap(), None);
     let job =
         harness.queue.enqueue(&pipeline::queue::NewJob::new("compose", serde_json::json!({}))).await.unwrap();
     let claimed = harness.claim(&second.id, &[], &["compose"]).await.unwrap();

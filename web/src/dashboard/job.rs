@@ -35,9 +35,7 @@ pub(crate) async fn job_page(
     // The worker holding the lease, by the name people know it by.
     let worker = match &job.worker_id {
         Some(worker_id) => {
-            let workers = state.store.list_workers().await?;
-            let name = workers.into_iter().find(|worker| worker.id == *worker_id).map(|worker| worker.name);
-            Some(name.unwrap_or_else(|| worker_id.clone()))
+            Some(state.store.worker_name(worker_id).await?.unwrap_or_else(|| worker_id.clone()))
         }
         None => None,
     };

@@ -26,14 +26,18 @@ pub(crate) fn download<'a>(held: &[Layer], layers: &'a [Layer]) -> (Vec<&'a Laye
 /// A table of `layers`; with `against` (the layers of the build named `against_label`), whether a client
 /// of that build downloads each one.
 pub(crate) fn table(id: &str, layers: &[Layer], against: Option<(&str, &[Layer])>) -> Markup {
-    let downloaded: Option<HashSet<&str>> = against
-        .map(|(_, held)| download(held, layers).0.into_iter().map(|layer| layer.digest.as_str()).collect());
+    // The label, how many layers and bytes a client of that build downloads, and which digests.
+    let update = against.map(|(label, held)| {
+        let (missing, bytes) = download(held, layers);
+        let digests: HashSet<&str> = missing.iter().map(|layer| layer.digest.as_str()).collect();
+        (label, missing.len(), bytes, digests)
+    });
+    let downloaded = update.as_ref().map(|(_, _, _, digests)| digests);
     html! {
-        @if let (Some((label, held)), Some(_)) = (against, &downloaded) {
-            @let (missing, bytes) = download(held, layers);
+        @if let Some((label, count, bytes, _)) = &update {
             p {
-                "A client of " (label) " downloads " strong { (missing.len()) " of " (layers.len()) " layers" }
-                ", " (ui::bytes(Some(bytes))) "."
+                "A client of " (label) " downloads " strong { (count) " of " (layers.len()) " layers" }
+                ", " (ui::bytes(Some(*bytes))) "."
             }
         }
         div.table-wrap {
