@@ -4,7 +4,8 @@
 //! image is in the registry, a commit that changes no input becomes an unchanged build, a server killed
 //! with SIGKILL in the middle of a compose composes that commit exactly once after a restart (and its
 //! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly. Two servers on one
-//! PostgreSQL database schedule through one of them, and the other takes over when it is killed.
+//! PostgreSQL database schedule through one of them (a webhook received by the other one reaches it),
+//! and the other takes over when it is killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +16,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use arbor_testsupport::git::{TestFile, TestGitRemote};
-use arbor_testsupport::registry::http_request;
+use arbor_testsupport::registry::{http_request, http_request_with_body};
 use arbor_testsupport::tools::require_tool;
 use arbor_testsupport::{MinimalOs, TestRegistry, TestRepository, os_fixture};
 use serde_json::Value;
@@ -405,8 +406,12 @@ fn a_bad_configuration_is_refused_with_file_line_and_key() {
     assert!(text(&missing.stderr).contains("absent.toml"), "{}", text(&missing.stderr));
 }
 
+/// The webhook secret of the servers sharing a database.
+const WEBHOOK_SECRET: &str = "shared webhook secret";
+
 /// `arbor.toml` of one of several servers sharing `database`: its own address and state directory, no
-/// embedded workers (the test watches the scheduler, not composes).
+/// embedded workers (the test watches the scheduler, not composes), a webhook secret, and an hour
+/// between polls, so that a commit is fetched within the test only when a webhook or a new leader asks.
 fn shared_database_config(
     directory: &Path,
     name: &str,
@@ -415,19 +420,41 @@ fn shared_database_config(
 ) -> (PathBuf, SocketAddr) {
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config = directory.join(format!("{name}.toml"));
+    let secret = directory.join("webhook-secret");
+    std::fs::write(&secret, WEBHOOK_SECRET).unwrap();
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"{address}\"\nstate-dir = \"{name}-state\"\nworkers = 0\npublic-read = true\n\
              database = \"{database}\"\n\
-             [git]\nurl = \"{url}\"\npoll-interval = \"5s\"\n\
+             [git]\nurl = \"{url}\"\npoll-interval = \"1h\"\nwebhook-secret-file = \"{secret}\"\n\
              [[streams]]\nname = \"{STREAM}\"\narches = [\"{arch}\"]\nimage = \"registry.invalid/{IMAGE_REPOSITORY}\"\n",
             url = remote.file_url(),
             arch = os_fixture::ARCH,
+            secret = secret.display(),
         ),
     )
     .unwrap();
     (config, address)
+}
+
+/// Sends `server` GitLab's push event of `commit` on the stream's branch (GitLab's token header: the
+/// secret itself), which it accepts.
+fn send_push_webhook(address: SocketAddr, commit: &str) {
+    let body = serde_json::json!({
+        "object_kind": "push",
+        "ref": format!("refs/heads/{STREAM}"),
+        "before": "0000000000000000000000000000000000000000",
+        "after": commit,
+    });
+    let headers = [
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("X-Gitlab-Event".to_string(), "Push Hook".to_string()),
+        ("X-Gitlab-Token".to_string(), WEBHOOK_SECRET.to_string()),
+    ];
+    let body = serde_json::to_vec(&body).unwrap();
+    let response = http_request_with_body(address, "POST", "/api/v1/hooks/git", &headers, &body).unwrap();
+    assert_eq!(response.status, 202, "{}", text(&response.body));
 }
 
 /// The builds of `commit` a server's API shows.
@@ -460,11 +487,17 @@ fn two_servers_on_one_postgresql_schedule_once_and_the_survivor_takes_over() {
     let mut server_b = Server::start(&config_b, &directory.path().join("b.log"));
     server_b.wait_ready(address_b);
 
-    // Both see every build (one database); a new commit gets one build, not one per server.
+    // Both see every build (one database); a new commit gets one build, not one per server. The push's
+    // webhook goes to B, which does not schedule: A fetches at once all the same.
     let second = remote.commit(STREAM, &[("README.md", TestFile::text("two\n"))], "Second").unwrap();
+    send_push_webhook(address_b, &second);
     let deadline = Instant::now() + PATIENCE;
     while builds_shown(address_b, &second).is_empty() {
-        assert!(Instant::now() < deadline, "no build of the second commit:\n{}", server_a.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no build of the second commit after B's webhook:\n{}",
+            server_a.log_text()
+        );
         std::thread::sleep(POLL);
     }
     std::thread::sleep(Duration::from_secs(6));

@@ -47,15 +47,16 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Becomes the leader (retrying), schedules while leading, and starts over when leadership is lost;
-    /// returns when `shutdown` is raised. `fetch_now` (a webhook) fetches at once.
+    /// returns when `shutdown` is raised. A [`Store::request_fetch`] (a webhook, in any replica) fetches at
+    /// once.
     pub async fn run(
         store: Store,
         queue: Queue,
         mirror: Arc<Mirror>,
         config: Arc<Config>,
-        fetch_now: Arc<Notify>,
         shutdown: Cancellation,
     ) {
+        let fetch_now = store.fetch_requests();
         let leadership = Leadership::new(&store, config.server.state_dir.join(LOCK_FILE));
         let scheduler = Scheduler { store, queue, mirror, config };
         loop {

@@ -83,7 +83,6 @@ async fn serve(arguments: ServeArgs, config: Config) -> anyhow::Result<ExitCode>
         queue.clone(),
         Arc::clone(&mirror),
         Arc::clone(&config),
-        state.fetch_requests.notify(),
         shutdown.clone(),
     ));
     let workers = tokio::spawn(pipeline::worker::run_embedded_workers(

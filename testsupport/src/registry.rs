@@ -332,6 +332,17 @@ pub fn http_request(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<FixtureResponse> {
+    http_request_with_body(address, method, path, headers, &[])
+}
+
+/// [`http_request`] with a body (sent with its `Content-Length` unless it is empty).
+pub fn http_request_with_body(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<FixtureResponse> {
     let mut stream = TcpStream::connect_timeout(&address, FIXTURE_IO_TIMEOUT)?;
     stream.set_read_timeout(Some(FIXTURE_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(FIXTURE_IO_TIMEOUT))?;
@@ -339,8 +350,12 @@ pub fn http_request(
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
     let mut reader = BufReader::new(stream);
     let head = read_head(&mut reader)?.context("the server closed the connection without answering")?;
     let status = head.status().context("bad status line")?;

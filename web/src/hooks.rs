@@ -118,7 +118,12 @@ pub(crate) async fn receive_git_webhook(
                     format!("no stream builds {}: the streams build the branches {branches}", push.reference),
                 )
             } else {
-                state.fetch_requests.request();
+                if let Err(error) = state.store.request_fetch().await {
+                    tracing::warn!(
+                        error = %crate::error::chain(&error),
+                        "could not tell the other replicas about the push; the scheduler's next poll fetches"
+                    );
+                }
                 (
                     WebhookEventKind::Push,
                     format!(

@@ -32,4 +32,4 @@ pub use error::ApiError;
 pub use openapi::openapi;
 pub use router::router;
 pub use serve::serve;
-pub use state::{AppParts, AppState, FetchRequests, LogEvents, StateError};
+pub use state::{AppParts, AppState, LogEvents, StateError};

@@ -10,7 +10,7 @@ use pipeline::config::Config;
 use pipeline::git::Mirror;
 use pipeline::secret::{Secret, SecretError};
 use pipeline::{Clock, Queue, Store};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 use crate::auth::TokenCache;
 use crate::cache::{BuildListCache, StreamBuildsCache};
@@ -27,8 +27,6 @@ pub struct AppState {
     pub queue: Queue,
     /// The git mirror: branch heads and commits for compose requests, and readiness.
     pub mirror: Arc<Mirror>,
-    /// Wakes the scheduler to fetch at once (a webhook announced a push).
-    pub fetch_requests: FetchRequests,
     /// Wakes live logs when lines were appended (or a job ended) in this process.
     pub log_events: LogEvents,
     /// Renders `/metrics`.
@@ -75,7 +73,6 @@ impl AppState {
             store: parts.store,
             queue: parts.queue,
             mirror: parts.mirror,
-            fetch_requests: FetchRequests::default(),
             log_events: LogEvents::default(),
             metrics: crate::metrics::install(),
             clock: parts.clock,
@@ -93,27 +90,6 @@ impl AppState {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
-    }
-}
-
-/// Asks the scheduler to fetch the remote now. A request made while the scheduler is busy is kept (one
-/// permit), so it fetches once more when it next waits.
-#[derive(Debug, Clone, Default)]
-pub struct FetchRequests(Arc<Notify>);
-
-impl FetchRequests {
-    /// The notification the scheduler waits on.
-    pub fn notify(&self) -> Arc<Notify> {
-        Arc::clone(&self.0)
-    }
-
-    pub fn request(&self) {
-        self.0.notify_one();
-    }
-
-    /// Completes on the next request (or at once for one made since the last wait).
-    pub async fn requested(&self) {
-        self.0.notified().await;
     }
 }
 
@@ -175,7 +151,6 @@ from_ref!(
     Store => store,
     Queue => queue,
     Arc<Mirror> => mirror,
-    FetchRequests => fetch_requests,
     LogEvents => log_events,
     PrometheusHandle => metrics,
     Arc<dyn Clock> => clock,

@@ -250,6 +250,35 @@ impl Store {
         Ok(DatabaseStatus { pending_migrations })
     }
 
+    /// Asks the scheduler to fetch the git remote now, wherever it runs: in this process on SQLite, in
+    /// whichever replica leads on PostgreSQL (`NOTIFY arbor_fetch`, which this process hears too). If the
+    /// notification cannot be sent, this process's scheduler is still asked and the error says why the
+    /// others were not (their next poll fetches).
+    pub async fn request_fetch(&self) -> Result<(), StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => {
+                self.inner.wake.fetch_requests().notify_one();
+                Ok(())
+            }
+            Backend::Postgres(postgres) => {
+                let sent = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(wake::FETCH_CHANNEL)
+                    .execute(&postgres.pool)
+                    .await;
+                sent.map(drop).map_err(|source| {
+                    self.inner.wake.fetch_requests().notify_one();
+                    self.failed("asking the scheduler to fetch the git remote", source)
+                })
+            }
+        }
+    }
+
+    /// What the scheduler waits on for [`request_fetch`](Self::request_fetch)es (one permit is kept
+    /// while it is busy, so a request during a fetch makes one more).
+    pub fn fetch_requests(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(self.inner.wake.fetch_requests())
+    }
+
     pub(crate) fn backend(&self) -> &Backend {
         &self.inner.backend
     }

@@ -2,43 +2,60 @@
 //! handed back) bumps. On PostgreSQL the enqueue transaction also sends `NOTIFY arbor_jobs`, and a
 //! `LISTEN` task bumps the counter in every process; on SQLite (one process) the bump is all there is.
 //! Waiters compare generations, so a bump between "found nothing" and "start waiting" is never lost.
+//!
+//! The same listener carries requests to fetch the git remote now (a webhook): a replica that is not
+//! the scheduler sends `NOTIFY arbor_fetch`, and the scheduler, wherever it runs, hears it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// The PostgreSQL channel enqueues notify.
 pub const JOBS_CHANNEL: &str = "arbor_jobs";
+/// The PostgreSQL channel of requests to fetch the git remote now.
+pub const FETCH_CHANNEL: &str = "arbor_fetch";
 /// The pause before listening again after the listener failed to reconnect.
 const LISTENER_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct WakeSignal {
     generation: watch::Sender<u64>,
+    /// Requests to fetch the git remote now; one permit is kept while the scheduler is busy.
+    fetch_requests: Arc<Notify>,
     listener: Option<JoinHandle<()>>,
 }
 
 impl WakeSignal {
     pub(crate) fn in_process() -> Self {
-        WakeSignal { generation: watch::Sender::new(0), listener: None }
+        WakeSignal { generation: watch::Sender::new(0), fetch_requests: Arc::default(), listener: None }
     }
 
-    /// Listens on [`JOBS_CHANNEL`] with a connection of its own from `pool`.
+    /// Listens on [`JOBS_CHANNEL`] and [`FETCH_CHANNEL`] with a connection of its own from `pool`.
     pub(crate) async fn listening(pool: &PgPool, database: &str) -> Result<Self, sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(JOBS_CHANNEL).await?;
+        listener.listen_all([JOBS_CHANNEL, FETCH_CHANNEL]).await?;
         let generation = watch::Sender::new(0);
         let sender = generation.clone();
+        let fetch_requests = Arc::new(Notify::new());
+        let fetch_sender = Arc::clone(&fetch_requests);
         let database = database.to_string();
         let task = tokio::spawn(async move {
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(notification)) if notification.channel() == FETCH_CHANNEL => {
+                        fetch_sender.notify_one();
+                        continue;
+                    }
                     Ok(Some(_)) => {}
                     // The connection was lost (notifications may have been missed); the next call
-                    // reconnects and listens again.
-                    Ok(None) => tracing::warn!(database, "job notifications: connection lost, reconnecting"),
+                    // reconnects and listens again. A fetch costs little: do one in case.
+                    Ok(None) => {
+                        tracing::warn!(database, "job notifications: connection lost, reconnecting");
+                        fetch_sender.notify_one();
+                    }
                     // The store is closing: give the connection back so closing can finish.
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(error) => {
@@ -49,7 +66,7 @@ impl WakeSignal {
                 sender.send_modify(|generation| *generation += 1);
             }
         });
-        Ok(WakeSignal { generation, listener: Some(task) })
+        Ok(WakeSignal { generation, fetch_requests, listener: Some(task) })
     }
 
     /// Stops listening (the store is closing): the listener's connection goes back to the pool, whose
@@ -67,6 +84,11 @@ impl WakeSignal {
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+
+    /// Requests to fetch now, heard from this process or (on PostgreSQL) from any other.
+    pub(crate) fn fetch_requests(&self) -> &Arc<Notify> {
+        &self.fetch_requests
     }
 }
 

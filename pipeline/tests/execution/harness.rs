@@ -63,6 +63,7 @@ pub struct Service {
     pub store: Store,
     pub queue: Queue,
     pub mirror: Arc<Mirror>,
+    /// The store's fetch requests (what a webhook asks for).
     pub fetch_now: Arc<Notify>,
     pub shutdown: Cancellation,
     tasks: Vec<JoinHandle<()>>,
@@ -104,6 +105,7 @@ impl Service {
                 .await
                 .unwrap(),
         );
+        let fetch_now = store.fetch_requests();
         Service {
             remote,
             repository,
@@ -114,7 +116,7 @@ impl Service {
             store,
             queue,
             mirror,
-            fetch_now: Arc::new(Notify::new()),
+            fetch_now,
             shutdown: Cancellation::new(),
             tasks: Vec::new(),
         }
@@ -131,7 +133,6 @@ impl Service {
             self.queue.clone(),
             Arc::clone(&self.mirror),
             Arc::clone(&self.config),
-            Arc::clone(&self.fetch_now),
             self.shutdown.clone(),
         );
         self.tasks.push(tokio::spawn(task));

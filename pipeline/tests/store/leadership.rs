@@ -50,3 +50,25 @@ async fn on_sqlite_a_lock_file_keeps_a_second_process_from_scheduling() {
     drop(leader);
     assert!(second.try_acquire().await.unwrap().is_some(), "the lock goes with the lease");
 }
+
+/// A webhook may reach any replica; the scheduler runs in one. A fetch request made through one store
+/// is heard by every store on the database (the leader's included), and on SQLite by the process's own.
+#[tokio::test]
+async fn on_postgres_a_fetch_request_reaches_every_replica() {
+    let harness = Harness::new(Backend::Postgres).await;
+    let other_replica = harness.another_store().await;
+    let heard_there = other_replica.fetch_requests();
+    let heard_here = harness.store.fetch_requests();
+    harness.store.request_fetch().await.unwrap();
+    let wait = Duration::from_secs(10);
+    tokio::time::timeout(wait, heard_there.notified()).await.expect("the other replica hears the request");
+    tokio::time::timeout(wait, heard_here.notified()).await.expect("the asking replica hears it too");
+}
+
+#[tokio::test]
+async fn on_sqlite_a_fetch_request_wakes_the_process_scheduler() {
+    let harness = Harness::new(Backend::Sqlite).await;
+    let requests = harness.store.fetch_requests();
+    harness.store.request_fetch().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), requests.notified()).await.expect("the request is kept");
+}

@@ -42,7 +42,7 @@ fn hook(headers: &[(&str, String)], body: Vec<u8>) -> Request<Body> {
 }
 
 async fn fetch_requested(server: &TestServer) -> bool {
-    tokio::time::timeout(NOTIFY_WAIT, server.state.fetch_requests.requested()).await.is_ok()
+    tokio::time::timeout(NOTIFY_WAIT, server.state.store.fetch_requests().notified()).await.is_ok()
 }
 
 #[tokio::test]
