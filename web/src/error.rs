@@ -78,11 +78,16 @@ impl IntoResponse for ApiError {
 }
 
 impl From<StoreError> for ApiError {
-    /// A foreign cursor is the client's mistake (400); a database that does not answer is 503 (try again);
+    /// A foreign cursor is the client's mistake (400), a lost lease the worker's (409); a database that
+    /// does not answer is 503 (try again);
     /// everything else is the server's (500). Database names and addresses stay in the log.
     fn from(error: StoreError) -> ApiError {
         match &error {
             StoreError::InvalidCursor { .. } => ApiError::bad_request("invalid_cursor", error.to_string()),
+            // A worker's lease expired or passed to another worker (the worker API): it must let go.
+            StoreError::LeaseLost { .. } => {
+                ApiError::conflict(pipeline::worker::protocol::LEASE_LOST, error.to_string())
+            }
             StoreError::Query { action, source, .. } if is_unavailable(source) => {
                 tracing::error!(error = %chain(&error), "the database did not answer");
                 ApiError::new(

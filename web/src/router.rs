@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
             OPENAPI_PATH,
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
         )
-        // ==== The worker API (the execution side's module): its own authentication (Require<Worker>),
+        // ==== The worker API (the execution side's module): tokens of scope worker only (Require<Worker>),
         // larger bodies, no deadline.
         .merge(worker_api::routes().layer(body_limit(WORKER_BODY_LIMIT)))
         // ====

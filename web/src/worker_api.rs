@@ -8,30 +8,31 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use common::blocking::run_blocking;
 use pipeline::config::{Config, KNOWN_ARCHES};
 use pipeline::git::{CommitId, Mirror};
 use pipeline::jobs::{COMPOSE_KIND, ComposePayload, RecordError, complete_job};
 use pipeline::queue::{ClaimRequest, Lease, Queue};
-use pipeline::store::{NewLogLine, NewWorker, Scope, Store, StoreError, Token, WorkerKind};
+use pipeline::store::{NewLogLine, NewWorker, Store, StoreError, WorkerKind};
 use pipeline::worker::archive::pack_directory;
 use pipeline::worker::protocol::{
-    API_PREFIX, ClaimRequestBody, ClaimResponse, CompleteBody, ErrorBody, ErrorDetail, HeartbeatResponse,
-    LEASE_LOST, LeaseBody, LogsBody, LogsResponse, MAXIMUM_CLAIM_WAIT, PhaseBody, RegisterRequest,
-    RegisterResponse, StateResponse,
+    API_PREFIX, ClaimRequestBody, ClaimResponse, CompleteBody, HeartbeatResponse, LeaseBody, LogsBody,
+    LogsResponse, MAXIMUM_CLAIM_WAIT, PhaseBody, RegisterRequest, RegisterResponse, StateResponse,
 };
 use pipeline::worker::{SourceError, claim_next, completed_state, heartbeat_interval};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
+
+use crate::auth::{Caller, Require, Worker};
+use crate::error::ApiError;
+use crate::extract::{Json as JsonBody, Path, Query};
+use crate::state::AppState;
 
 /// Chunks of an inputs archive in flight between the packing thread and the response.
 const ARCHIVE_CHUNKS_IN_FLIGHT: usize = 16;
@@ -51,11 +52,7 @@ pub struct WorkerApiState {
 }
 
 /// The worker API's routes, with their full paths.
-pub fn routes<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    WorkerApiState: FromRef<S>,
-{
+pub fn routes() -> Router<AppState> {
     let path = |suffix: &str| format!("{API_PREFIX}{suffix}");
     Router::new()
         .route(&path("/workers"), post(register))
@@ -68,54 +65,12 @@ where
         .route(&path("/jobs/{id}/release"), post(release))
 }
 
-/// An error answer: `{"error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
-    }
-
-    fn lease_lost(job_id: i64) -> Self {
-        let message = format!("job {job_id}: the lease expired or passed to another worker; discard the job");
-        ApiError::new(StatusCode::CONFLICT, LEASE_LOST, message)
-    }
-
-    fn internal(error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "worker API request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LeaseLost { job_id } => ApiError::lease_lost(job_id),
-            error => ApiError::internal(&error),
-        }
-    }
-}
-
 impl From<RecordError> for ApiError {
     fn from(error: RecordError) -> Self {
         match error {
             RecordError::Store(error) => error.into(),
-            RecordError::Result { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_result", error.to_string())
-            }
-            error => ApiError::internal(&error),
+            RecordError::Result { .. } => ApiError::unprocessable("invalid_result", error.to_string()),
+            error => ApiError::internal("recording the job's result", &error),
         }
     }
 }
@@ -123,74 +78,31 @@ impl From<RecordError> for ApiError {
 impl From<SourceError> for ApiError {
     fn from(error: SourceError) -> Self {
         match error {
-            SourceError::LeaseLost { job_id } => ApiError::lease_lost(job_id),
-            error => ApiError::internal(&error),
+            SourceError::LeaseLost { job_id } => lease_lost(job_id),
+            error => ApiError::internal("handing out a job", &error),
         }
     }
 }
 
-/// A JSON body whose rejection is an [`ApiError`].
-struct JsonBody<T>(T);
-
-impl<T, S> FromRequest<S> for JsonBody<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(invalid_body(rejection)),
-        }
-    }
+/// 409: the job's lease expired or passed to another worker.
+fn lease_lost(job_id: i64) -> ApiError {
+    StoreError::LeaseLost { job_id }.into()
 }
 
-fn invalid_body(rejection: JsonRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())
-}
-
-/// A request authenticated by a bearer token with scope `worker`.
-#[derive(Debug)]
-pub struct WorkerToken(pub Token);
-
-impl<S> FromRequestParts<S> for WorkerToken
-where
-    S: Send + Sync,
-    WorkerApiState: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = WorkerApiState::from_ref(state);
-        let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthorized("send a worker token as \"Authorization: Bearer arbor_...\""))?;
-        let token = state
-            .store
-            .authenticate_token(presented.trim())
-            .await?
-            .ok_or_else(|| unauthorized("the token is unknown, revoked or expired"))?;
-        if !token.has_scope(Scope::Worker) {
-            let message =
-                format!("token {:?} lacks the scope \"worker\" that the worker API needs", token.name);
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
-        }
-        Ok(WorkerToken(token))
+/// The caller's token (the worker API admits tokens of scope `worker` only).
+fn token_id(caller: &Caller) -> Option<i64> {
+    match caller {
+        Caller::Authenticated(authenticated) => Some(authenticated.token_id),
+        Caller::Anonymous => None,
     }
 }
 
 async fn register(
     State(state): State<WorkerApiState>,
-    WorkerToken(token): WorkerToken,
+    worker: Require<Worker>,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+    let invalid = |message: String| ApiError::bad_request("invalid_request", message);
     if body.arches.is_empty() {
         return Err(invalid("a worker builds at least one arch".to_string()));
     }
@@ -204,7 +116,7 @@ async fn register(
             arches: body.arches,
             kind: WorkerKind::Remote,
             version: body.version,
-            token_id: Some(token.id),
+            token_id: token_id(worker.caller()),
         })
         .await?;
     let lease_duration = state.queue.options().lease_duration;
@@ -218,7 +130,7 @@ async fn register(
 
 async fn claim(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     JsonBody(body): JsonBody<ClaimRequestBody>,
 ) -> Result<Response, ApiError> {
     if !state.store.touch_worker(&body.worker_id).await? {
@@ -242,7 +154,7 @@ async fn claim(
 
 async fn heartbeat(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
@@ -255,7 +167,7 @@ async fn heartbeat(
 
 async fn append_logs(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LogsBody>,
 ) -> Result<Json<LogsResponse>, ApiError> {
@@ -269,7 +181,7 @@ async fn append_logs(
 
 async fn set_phase(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<PhaseBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -279,7 +191,7 @@ async fn set_phase(
 
 async fn complete(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<StateResponse>, ApiError> {
@@ -291,7 +203,7 @@ async fn complete(
 
 async fn release(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<StateResponse>, ApiError> {
@@ -309,26 +221,29 @@ struct InputsQuery {
 /// archive for other jobs), packed on a blocking thread while it streams.
 async fn inputs(
     State(state): State<WorkerApiState>,
-    _token: WorkerToken,
+    _worker: Require<Worker>,
     Path(id): Path<i64>,
     Query(query): Query<InputsQuery>,
 ) -> Result<Response, ApiError> {
     // Proves the lease (and extends it: exporting a large tree takes a while).
     state.queue.heartbeat(&Lease { job_id: id, token: query.lease_token }).await?;
-    let job = state.store.get_job(id).await?.ok_or_else(|| ApiError::lease_lost(id))?;
+    let job = state.store.get_job(id).await?.ok_or_else(|| lease_lost(id))?;
     let staging = tempfile::Builder::new()
         .prefix("arbor-inputs-")
         .tempdir_in(state.config.server.state_dir.join("work"))
         .or_else(|_| tempfile::tempdir())
-        .map_err(|error| ApiError::internal(&error))?;
+        .map_err(|error| ApiError::internal("making a directory for the job's inputs", &error))?;
     let tree = staging.path().join("tree");
     if job.kind == COMPOSE_KIND {
-        let payload: ComposePayload =
-            serde_json::from_str(&job.payload).map_err(|error| ApiError::internal(&error))?;
-        let commit = CommitId::parse(&payload.commit).map_err(|error| ApiError::internal(&error))?;
-        state.mirror.export(&commit, &tree).await.map_err(|error| ApiError::internal(&error))?;
+        let payload: ComposePayload = serde_json::from_str(&job.payload)
+            .map_err(|error| ApiError::internal("reading the job", &error))?;
+        let commit = CommitId::parse(&payload.commit)
+            .map_err(|error| ApiError::internal("reading the job", &error))?;
+        let exported = state.mirror.export(&commit, &tree).await;
+        exported.map_err(|error| ApiError::internal("exporting the commit from the git mirror", &error))?;
     } else {
-        std::fs::create_dir_all(&tree).map_err(|error| ApiError::internal(&error))?;
+        std::fs::create_dir_all(&tree)
+            .map_err(|error| ApiError::internal("making a directory for the job's inputs", &error))?;
     }
     let (sender, mut receiver) = mpsc::channel::<Bytes>(ARCHIVE_CHUNKS_IN_FLIGHT);
     tokio::spawn(run_blocking("packing the job's inputs", move |_| {

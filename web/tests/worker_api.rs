@@ -18,8 +18,9 @@ use pipeline::queue::{Backoff, NewJob, QueueOptions};
 use pipeline::secret::Secret;
 use pipeline::store::{JobState, NewToken, Scope, StoreOptions};
 use pipeline::worker::{JobSource, RemoteJobSource, Worker, WorkerIdentity, WorkerSettings};
-use pipeline::{Queue, Store};
-use web::worker_api::{WorkerApiState, routes};
+use pipeline::{Queue, Store, SystemClock};
+use web::worker_api::routes;
+use web::{AppParts, AppState};
 
 /// Leases here are short: a killed worker's job runs again within seconds.
 const LEASE: Duration = Duration::from_secs(2);
@@ -87,13 +88,14 @@ impl Server {
             .await
             .unwrap()
             .plaintext;
-        let api = WorkerApiState {
+        let api = AppState::new(AppParts {
+            config: Arc::clone(&config),
             store: store.clone(),
             queue: queue.clone(),
             mirror: Arc::clone(&mirror),
-            config: Arc::clone(&config),
-            log_appended: tokio::sync::broadcast::channel(16).0,
-        };
+            clock: Arc::new(SystemClock),
+        })
+        .unwrap();
         let router = axum::Router::new().merge(routes()).with_state(api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -169,14 +171,14 @@ async fn tokens_need_the_worker_scope() {
     let server = Server::start().await;
     let body = serde_json::json!({"name": "w", "arches": ["x86_64"], "version": "1"});
     let (status, answer) = post(&server, "/workers", None, body.clone()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("missing_token")));
     let reader = server
         .store
         .create_token(&NewToken { name: "reader".into(), scopes: vec![Scope::Read], expires_at: None })
         .await
         .unwrap();
     let (status, answer) = post(&server, "/workers", Some(&reader.plaintext), body.clone()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("missing_scope")));
     let (status, answer) = post(&server, "/workers", Some(&server.token), body).await;
     assert_eq!(status, 201);
     assert_eq!(answer["lease_duration_ms"], 2000);

@@ -97,11 +97,11 @@ async fn unknown_routes_and_methods_answer_json() {
     );
     let response = server.call(Method::DELETE, "/api/v1/streams", Some(&server.tokens.admin), None).await;
     response.assert_error(405, "method_not_allowed");
-    // The worker API is served on the same router, with its own error answers.
+    // The worker API is served on the same router, with the same error answers.
     let message = server
         .post("/api/v1/worker/jobs/claim", &server.tokens.worker, Some(json!({})))
         .await
-        .assert_error(400, "invalid_request");
+        .assert_error(400, "invalid_body");
     assert!(message.contains("missing field `worker_id`"), "{message}");
     server.get("/api/v1/worker/nothing-here", &server.tokens.worker).await.assert_error(404, "not_found");
 }
