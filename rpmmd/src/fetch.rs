@@ -360,14 +360,14 @@ impl Fetcher {
                 tokio::fs::File::create(&temporary).await.map_err(|error| io_error(&temporary, error))?;
             let mut hasher = Hasher::new(checksum.algorithm);
             let mut written: u64 = 0;
-            if let Some(path) = url.strip_prefix("file://") {
-                let mut source =
-                    tokio::fs::File::open(path).await.map_err(|error| io_error(Path::new(path), error))?;
+            if let Some(path) = local_source(url)? {
+                let path = path.as_path();
+                let mut source = tokio::fs::File::open(path).await.map_err(|error| io_error(path, error))?;
                 let mut buffer = vec![0; COPY_BUFFER_BYTES];
                 loop {
                     let read = tokio::io::AsyncReadExt::read(&mut source, &mut buffer)
                         .await
-                        .map_err(|error| io_error(Path::new(path), error))?;
+                        .map_err(|error| io_error(path, error))?;
                     if read == 0 {
                         break;
                     }
@@ -412,8 +412,8 @@ impl Fetcher {
         url: &str,
         conditional: Option<&CachedValidators>,
     ) -> Result<Fetched, FetchError> {
-        if let Some(path) = url.strip_prefix("file://") {
-            let bytes = tokio::fs::read(path).await.map_err(|error| io_error(Path::new(path), error))?;
+        if let Some(path) = local_source(url)? {
+            let bytes = tokio::fs::read(&path).await.map_err(|error| io_error(&path, error))?;
             return Ok(Fetched::Body(bytes, None, None));
         }
         self.with_retries(url, "request", || async {
@@ -549,6 +549,15 @@ pub fn file_url_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(OsString::from_vec(decoded)))
 }
 
+/// The file a `file://` URL names (`None` for other URLs); a `file://` URL without an absolute path is
+/// refused.
+fn local_source(url: &str) -> Result<Option<PathBuf>, FetchError> {
+    if !url.starts_with("file://") {
+        return Ok(None);
+    }
+    file_url_path(url).map(Some).ok_or_else(|| FetchError::UnsupportedUrl { url: url.to_string() })
+}
+
 /// Joins a base URL and a relative location with exactly one slash.
 pub fn join_url(base: &str, relative: &str) -> String {
     // Built by hand: `format!` costs several times more, and a resolve joins one URL per package.
@@ -599,6 +608,12 @@ mod tests {
         assert_eq!(file_url_path("file:///bad%2"), Some(PathBuf::from("/bad%2")));
         assert_eq!(file_url_path("file://relative/x"), None);
         assert_eq!(file_url_path("http://host/x"), None);
+        assert_eq!(
+            local_source("file:///srv/a%20b/repomd.xml").unwrap(),
+            Some(PathBuf::from("/srv/a b/repomd.xml"))
+        );
+        assert_eq!(local_source("https://host/x").unwrap(), None);
+        assert!(matches!(local_source("file://relative/x"), Err(FetchError::UnsupportedUrl { .. })));
     }
 
     #[test]
