@@ -139,6 +139,28 @@ pub struct ClaimedJob {
 }
 
 /// The build of a claimed job: running from the claim's time.
+/// Appends the condition on jobs a [`ClaimRequest`] may take: one of its kinds, and of no arch or one of
+/// its arches.
+macro_rules! push_claimable {
+    ($query:ident, $request:expr) => {{
+        $query.push(" AND kind IN (");
+        let mut kinds = $query.separated(", ");
+        for kind in $request.kinds {
+            kinds.push_bind(kind);
+        }
+        $query.push(") AND (arch IS NULL");
+        if !$request.arches.is_empty() {
+            $query.push(" OR arch IN (");
+            let mut arches = $query.separated(", ");
+            for arch in $request.arches {
+                arches.push_bind(arch);
+            }
+            $query.push(")");
+        }
+        $query.push(")");
+    }};
+}
+
 macro_rules! start_build_sql {
     ($job_id:expr, $started_at:expr) => {
         concat!(
@@ -223,21 +245,8 @@ impl Queue {
                 query.push(", started_at = ").push_bind(now);
                 query.push(", attempts = attempts + 1, phase = NULL WHERE id = (SELECT id FROM jobs WHERE ");
                 query.push("state = 'queued' AND run_after <= ").push_bind(now);
-                query.push(" AND kind IN (");
-                let mut kinds = query.separated(", ");
-                for kind in request.kinds {
-                    kinds.push_bind(kind);
-                }
-                query.push(") AND (arch IS NULL");
-                if !request.arches.is_empty() {
-                    query.push(" OR arch IN (");
-                    let mut arches = query.separated(", ");
-                    for arch in request.arches {
-                        arches.push_bind(arch);
-                    }
-                    query.push(")");
-                }
-                query.push(") ORDER BY priority DESC, id LIMIT 1");
+                push_claimable!(query, request);
+                query.push(" ORDER BY priority DESC, id LIMIT 1");
                 if postgres {
                     query.push(" FOR UPDATE SKIP LOCKED");
                 }
@@ -275,6 +284,23 @@ impl Queue {
             );
         }
         Ok(job.map(|job| ClaimedJob { lease: Lease { job_id: job.id, token }, job }))
+    }
+
+    /// When the next queued job `request` could claim comes due (a retry waiting out its backoff), if
+    /// one waits: a worker that found nothing sleeps until then rather than a whole poll interval.
+    pub async fn next_due(&self, request: ClaimRequest<'_>) -> Result<Option<i64>, StoreError> {
+        if request.kinds.is_empty() {
+            return Ok(None);
+        }
+        let store = &self.store;
+        let now = store.now();
+        dispatch!(store, read, |pool, dialect| {
+            let mut query = sqlx::QueryBuilder::new("SELECT MIN(run_after) FROM jobs WHERE state = 'queued'");
+            query.push(" AND run_after > ").push_bind(now);
+            push_claimable!(query, request);
+            query.build_query_scalar::<Option<i64>>().fetch_one(pool).await
+        })
+        .map_err(|source| store.failed("looking for jobs waiting out a retry delay", source))
     }
 
     /// A waiter for [`WorkWaiter::wait_for_work`]; each worker loop holds its own.

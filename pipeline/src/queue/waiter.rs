@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// How long a waiting worker sleeps when nothing wakes it: jobs whose retry delay ends, and a NOTIFY lost
-/// while the listener reconnected, are picked up at most this late.
+/// How long a waiting worker sleeps when nothing wakes it: a NOTIFY lost while the listener reconnected
+/// is made up for at most this late. (A job waiting out a retry delay wakes its workers when it comes
+/// due: they sleep until [`Queue::next_due`](super::Queue::next_due) if that is sooner.)
 pub const POLL_FALLBACK: Duration = Duration::from_secs(5);
 
 /// Why [`WorkWaiter::wait_for_work`] returned.

@@ -161,7 +161,12 @@ pub async fn claim_next(
         if remaining.is_zero() {
             return Ok(None);
         }
-        waiter.wait_for_work(remaining.min(POLL_FALLBACK)).await;
+        let mut wait = remaining.min(POLL_FALLBACK);
+        if let Some(due) = queue.next_due(request).await? {
+            let until_due = u64::try_from(due - queue.store().now()).unwrap_or(0);
+            wait = wait.min(Duration::from_millis(until_due));
+        }
+        waiter.wait_for_work(wait).await;
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use pipeline::StoreError;
 use pipeline::queue::{
-    CancelOutcome, Completed, Dedup, EnqueueOutcome, NewJob, OnDuplicate, Outcome, RETRY_BACKOFF_BASE, Wake,
+    CancelOutcome, ClaimRequest, Completed, Dedup, EnqueueOutcome, NewJob, OnDuplicate, Outcome,
+    RETRY_BACKOFF_BASE, Wake,
 };
 use pipeline::store::{BuildResult, BuildStatus, JobState, NewLogLine};
 
@@ -236,8 +237,15 @@ async fn transient_failures_back_off_until_attempts_run_out(harness: Harness) {
                     (now + base..=now + base + base / 4).contains(&run_after),
                     "attempt {attempt}: {run_after}"
                 );
-                // Not before its time.
+                // Not before its time; a worker that found nothing knows when to look again.
                 assert!(harness.claim("w_a", &["x86_64"], &["compose"]).await.is_none());
+                let arches = ["x86_64".to_string()];
+                let kinds = ["compose".to_string()];
+                let request = ClaimRequest { worker_id: "w_a", arches: &arches, kinds: &kinds };
+                assert_eq!(harness.queue.next_due(request).await.unwrap(), Some(run_after));
+                let other_arch = ["aarch64".to_string()];
+                let request = ClaimRequest { worker_id: "w_b", arches: &other_arch, kinds: &kinds };
+                assert_eq!(harness.queue.next_due(request).await.unwrap(), None, "not for other arches");
                 harness.clock.set(run_after);
                 run_afters.push(run_after);
             }
