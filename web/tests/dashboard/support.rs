@@ -160,7 +160,7 @@ fn packages(round: usize, arch: &str) -> Vec<String> {
     .map(|package| format!("{package}.fc41.{arch}"))
     .collect();
     packages.push(format!("kernel-6.{}.{}-200.fc41.{arch}", 8 + round / 3, round));
-    packages.push(format!("linux-firmware-2024{:02}01-1.fc41.noarch", 1 + round));
+    packages.push(format!("linux-firmware-2024{:02}01-1.fc41.noarch", 1 + round / FIRMWARE_ROUNDS));
     if round >= 3 {
         packages.push(format!("toolbox-0.0.99.5-{}.fc41.{arch}", round));
     }
@@ -200,16 +200,35 @@ fn compose_result(round: usize, arch: &str, started: i64) -> ComposeResult {
         image_reference: Some(format!("registry.example.com/os/exampleos@{digest}")),
         manifest_digest: Some(digest),
         packages: packages(round, arch),
-        download_bytes: Some(38_000_000 + round as u64 * 1_250_000),
-        image_bytes: Some(1_870_000_000 + round as u64 * 3_000_000),
+        download_bytes: Some(download_bytes(round)),
+        image_bytes: Some(LAYER_SIZES.iter().sum::<i64>() as u64),
         phases,
         layers: layers(round, arch, &hex),
     }
 }
 
-/// An image's layers: the commit (new every round), the kernel (new every other round), and two that
-/// never change, as chunked images of an OS look.
+/// The sizes of [`layers`]: the commit, the kernel, linux-firmware, the rest of the OS.
+const LAYER_SIZES: [i64; 4] = [2_400_000, 36_000_000, 410_000_000, 1_400_000_000];
+/// linux-firmware is updated every this many rounds (the kernel every round).
+const FIRMWARE_ROUNDS: usize = 3;
+
+/// What a client of the previous round's image downloads: the layers whose digest changed (the commit
+/// and the kernel every round, linux-firmware when it was updated), everything for the first round.
+fn download_bytes(round: usize) -> u64 {
+    let [commit, kernel, firmware, rest] = LAYER_SIZES;
+    let bytes = match round {
+        0 => commit + kernel + firmware + rest,
+        _ if round.is_multiple_of(FIRMWARE_ROUNDS) => commit + kernel + firmware,
+        _ => commit + kernel,
+    };
+    bytes as u64
+}
+
+/// An image's layers, as chunked images of an OS look: the commit (new every round; it also holds the
+/// packages that came and went, toolbox and nano), the kernel (upgraded every round), linux-firmware
+/// (every [`FIRMWARE_ROUNDS`]) and the rest, which never changes.
 fn layers(round: usize, arch: &str, hex: &dyn Fn(usize) -> String) -> Vec<Layer> {
+    let [commit_size, kernel_size, firmware_size, rest_size] = LAYER_SIZES;
     let layer = |seed: usize, size: i64, description: &str, components: &[&str]| Layer {
         digest: format!("sha256:{}", hex(seed)),
         size,
@@ -217,12 +236,17 @@ fn layers(round: usize, arch: &str, hex: &dyn Fn(usize) -> String) -> Vec<Layer>
         components: components.iter().map(|component| component.to_string()).collect(),
     };
     vec![
-        layer(round * 31 + arch.len(), 2_400_000, "ostree commit", &[]),
-        layer(round / 2 * 37 + arch.len() + 1, 36_000_000, "kernel and 1 more", &["kernel", "kernel-core"]),
-        layer(1_000 + arch.len(), 410_000_000, "linux-firmware", &["linux-firmware"]),
+        layer(round * 31 + arch.len(), commit_size, "ostree commit", &[]),
+        layer(round * 37 + arch.len() + 1, kernel_size, "kernel and 1 more", &["kernel", "kernel-core"]),
+        layer(
+            1_000 + round / FIRMWARE_ROUNDS * 41 + arch.len(),
+            firmware_size,
+            "linux-firmware",
+            &["linux-firmware"],
+        ),
         layer(
             2_000 + arch.len(),
-            1_400_000_000,
+            rest_size,
             "bash and 13 more",
             &["bash", "bootc", "coreutils", "dbus", "glibc"],
         ),
