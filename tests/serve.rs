@@ -5,7 +5,7 @@
 //! with SIGKILL in the middle of a compose composes that commit exactly once after a restart (and its
 //! SQLite database passes `PRAGMA integrity_check`), and SIGTERM stops it cleanly. Two servers on one
 //! PostgreSQL database schedule through one of them (a webhook received by the other one reaches it),
-//! and the other takes over when it is killed.
+//! and the other takes over when it is killed. A server without workers runs as an unprivileged user.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,17 +65,24 @@ struct Server {
 
 impl Server {
     fn start(config: &Path, log: &Path) -> Server {
+        Server::start_as(config, log, None)
+    }
+
+    /// `arbor serve`, as `user` when one is given.
+    fn start_as(config: &Path, log: &Path, user: Option<&Unprivileged>) -> Server {
         let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let child = arbor()
+        let mut command = arbor();
+        command
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
             .stdout(output.try_clone().unwrap())
             .stderr(output)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        Server { child, log: log.to_path_buf() }
+            .process_group(0);
+        if let Some(user) = user {
+            user.apply(&mut command);
+        }
+        Server { child: command.spawn().unwrap(), log: log.to_path_buf() }
     }
 
     fn log_text(&self) -> String {
@@ -517,5 +524,119 @@ fn two_servers_on_one_postgresql_schedule_once_and_the_survivor_takes_over() {
     assert_eq!(builds_shown(address_b, &third).len(), 1);
     assert!(server_b.log_text().contains(LEADING), "B leads now:\n{}", server_b.log_text());
     let status = server_b.terminate();
+    assert!(status.success(), "arbor serve exited with {status}");
+}
+
+/// The user an unprivileged server runs as: `nobody` when the test runs as root (then the test's files
+/// are handed to it), or the test's own user otherwise (which is unprivileged already).
+struct Unprivileged {
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl Unprivileged {
+    /// `None` when the test does not run as root.
+    fn nobody(home: &Path) -> Option<Unprivileged> {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+            return None;
+        }
+        let id = |flag: &str| -> u32 {
+            let output = Command::new("id").args([flag, "nobody"]).output().unwrap();
+            assert!(output.status.success(), "this test needs the user nobody: {}", text(&output.stderr));
+            text(&output.stdout).trim().parse().unwrap()
+        };
+        Some(Unprivileged { uid: id("-u"), gid: id("-g"), home: home.to_path_buf() })
+    }
+
+    /// Hands `path` and everything below it to the user.
+    fn own(&self, path: &Path) {
+        let status =
+            Command::new("chown").arg("-R").arg(format!("{}:{}", self.uid, self.gid)).arg(path).status();
+        assert!(status.unwrap().success(), "chown of {}", path.display());
+    }
+
+    fn apply(&self, command: &mut Command) {
+        // Rust clears the supplementary groups when root changes the user.
+        command.uid(self.uid).gid(self.gid).env("HOME", &self.home);
+    }
+}
+
+/// The effective user id of process `pid` (`Uid:` in /proc/PID/status).
+fn process_uid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// With `workers = 0` the server needs no privilege: as `nobody` (when the test runs as root) it
+/// migrates its database, mirrors the remote, schedules the branch head and answers the API and the
+/// dashboard; only workers compose.
+#[test]
+fn a_server_without_workers_runs_as_an_unprivileged_user() {
+    let remote = TestGitRemote::new().unwrap();
+    let files = [("manifest.yaml", TestFile::text(&treefile(""))), ("README.md", TestFile::text("one\n"))];
+    let head = remote.commit(STREAM, &files, "Start exampleos").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let home = directory.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = directory.path().join("arbor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{address}\"\nstate-dir = \"state\"\nworkers = 0\npublic-read = false\n\
+             [git]\nurl = \"{url}\"\npoll-interval = \"5s\"\n\
+             [[streams]]\nname = \"{STREAM}\"\narches = [\"{arch}\"]\nimage = \"registry.invalid/{IMAGE_REPOSITORY}\"\n",
+            url = remote.file_url(),
+            arch = os_fixture::ARCH,
+        ),
+    )
+    .unwrap();
+    let user = Unprivileged::nobody(&home);
+    if let Some(user) = &user {
+        user.own(directory.path());
+        user.own(remote.path().parent().unwrap());
+    }
+    let mut create = arbor();
+    create.args(["token", "create", "viewer", "--scope", "read", "--config"]).arg(&config);
+    if let Some(user) = &user {
+        user.apply(&mut create);
+    }
+    let created = create.output().unwrap();
+    assert!(created.status.success(), "token create as the server's user: {}", text(&created.stderr));
+    let token = text(&created.stdout).trim().to_string();
+
+    let mut server = Server::start_as(&config, &directory.path().join("serve.log"), user.as_ref());
+    server.wait_ready(address);
+    if let Some(user) = &user {
+        assert_eq!(process_uid(server.child.id()), user.uid, "arbor serve runs as nobody");
+    }
+    let authorization = [("Authorization".to_string(), format!("Bearer {token}"))];
+    let deadline = Instant::now() + PATIENCE;
+    let build = loop {
+        let response =
+            http_request(address, "GET", &format!("/api/v1/streams/{STREAM}/builds"), &authorization)
+                .unwrap();
+        assert_eq!(response.status, 200, "{}", text(&response.body));
+        let page: Value = serde_json::from_slice(&response.body).unwrap();
+        if let Some(build) = page["items"].as_array().and_then(|items| items.first()).cloned() {
+            break build;
+        }
+        assert!(Instant::now() < deadline, "the head was not scheduled:\n{}", server.log_text());
+        std::thread::sleep(POLL);
+    };
+    assert_eq!(
+        (build["git_commit"].as_str(), build["status"].as_str()),
+        (Some(head.as_str()), Some("queued"))
+    );
+    let mut page_headers = authorization.to_vec();
+    page_headers.push(("Accept".to_string(), "text/html".to_string()));
+    let page = http_request(address, "GET", &format!("/streams/{STREAM}"), &page_headers).unwrap();
+    assert_eq!(page.status, 200, "{}", text(&page.body));
+    let log = server.log_text();
+    assert!(!log.contains("ERROR"), "no errors as an unprivileged user:\n{log}");
+    let status = server.terminate();
     assert!(status.success(), "arbor serve exited with {status}");
 }
