@@ -83,12 +83,7 @@ pub(crate) fn error_page(status: StatusCode, path: &str, message: &str) -> Respo
         403 => ("Not allowed", format!("{message}.")),
         400 | 422 => ("That request is not valid", format!("{message}.")),
         409 => ("Not possible now", format!("{message}.")),
-        500..=599 => (
-            "Something went wrong on the server",
-            format!(
-                "{message}. Try again in a moment; if it keeps failing, the server's log has the details."
-            ),
-        ),
+        500..=599 => ("Something went wrong on the server", server_error_explanation(&message)),
         _ => ("The request failed", format!("{message}.")),
     };
     let next = html! {
@@ -110,6 +105,19 @@ pub(crate) fn error_page(status: StatusCode, path: &str, message: &str) -> Respo
         body: problem(heading, &explanation, next),
     }
     .render(&viewer, status)
+}
+
+/// What a 5xx page says: the message, then what to do, unless the message says it already.
+fn server_error_explanation(message: &str) -> String {
+    let mut explanation = format!("{message}.");
+    let lowercase = message.to_lowercase();
+    if !lowercase.contains("try again") {
+        explanation.push_str(" Try again in a moment.");
+    }
+    if !lowercase.contains("log") {
+        explanation.push_str(" If it keeps failing, the server's log has the details.");
+    }
+    explanation
 }
 
 #[cfg(test)]
@@ -137,6 +145,29 @@ mod tests {
             assert_eq!(response.status(), status);
             let text = body(response).await;
             assert!(text.contains(expected) && text.contains("See every stream"), "{text}");
+        }
+    }
+
+    #[test]
+    fn server_errors_say_what_to_do_once() {
+        let table = [
+            (
+                "reading the database failed",
+                "Reading the database failed. Try again in a moment. If it keeps failing, the server's log \
+                 has the details.",
+            ),
+            (
+                "reading the database failed inside the server; its log has the details",
+                "Reading the database failed inside the server; its log has the details. Try again in a moment.",
+            ),
+            (
+                "listing builds: the database did not answer; try again shortly",
+                "Listing builds: the database did not answer; try again shortly. If it keeps failing, the \
+                 server's log has the details.",
+            ),
+        ];
+        for (message, expected) in table {
+            assert_eq!(server_error_explanation(&capitalised(message)), expected);
         }
     }
 }

@@ -9,11 +9,35 @@ use crate::harness::{Options, STREAM};
 use crate::support::{Fixture, browser, screenshot_path};
 
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// What [`break_build_record`] writes as a build's package list.
+const BROKEN_PACKAGES: &str = "[\"not json";
+
+/// Makes the oldest build's package list unreadable, as a damaged database would, so that its page
+/// is the server's error page (500). The fixture's pages show no other build's package list, and the
+/// oldest is nobody's previous build. Returns its id.
+fn break_build_record(fixture: &Fixture) -> i64 {
+    let database =
+        fixture.server.store.sqlite_path().expect("the dashboard tests run on SQLite").to_path_buf();
+    fixture.runtime.block_on(async {
+        let url = format!("sqlite://{}", database.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let oldest: i64 = sqlx::query_scalar("SELECT MIN(id) FROM builds").fetch_one(&pool).await.unwrap();
+        sqlx::query("UPDATE builds SET packages = $1 WHERE id = $2")
+            .bind(BROKEN_PACKAGES)
+            .bind(oldest)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        oldest
+    })
+}
 
 #[test]
 fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
     let fixture = Fixture::start(Options { public_read: true, ..Options::default() });
     let data = &fixture.data;
+    let broken_build = break_build_record(&fixture);
     let browser = browser();
     let pages: Vec<(&str, String, Vec<String>)> = vec![
         ("streams", "/".into(), vec![STREAM.into(), "failed".into(), "aarch64".into(), "1 running".into()]),
@@ -65,6 +89,11 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
         ("sign-in", "/sign-in".into(), vec!["API token".into()]),
         ("not-found", "/no-such-page".into(), vec!["Not found".into(), "See every stream".into()]),
         ("build-not-found", "/builds/424242".into(), vec!["No build 424242".into()]),
+        (
+            "server-error",
+            format!("/builds/{broken_build}"),
+            vec!["Something went wrong on the server".into(), "server's log".into(), "Status 500".into()],
+        ),
     ];
     let mut problems = Vec::new();
     for (name, path, expected) in &pages {
@@ -84,6 +113,9 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
                         .unwrap();
                 }
                 let text = browser.text(&browser.find("body").unwrap()).unwrap();
+                if text.contains(BROKEN_PACKAGES) {
+                    problems.push(format!("{name}: the page shows what the database held"));
+                }
                 for wanted in expected {
                     if !text.contains(wanted.as_str()) {
                         problems
