@@ -92,7 +92,11 @@ fn every_page_renders_its_data_accessibly_at_both_sizes_light_and_dark() {
         (
             "server-error",
             format!("/builds/{broken_build}"),
-            vec!["Something went wrong on the server".into(), "server's log".into(), "Status 500".into()],
+            vec![
+                "Something went wrong on the server".into(),
+                "log has the details".into(),
+                "Status 500".into(),
+            ],
         ),
     ];
     let mut problems = Vec::new();
