@@ -23,7 +23,7 @@ use std::time::Instant;
 use arbor_testsupport::{TestFile, TestGitRemote, TestPostgres};
 use pipeline::config::Config;
 use pipeline::git::{Credentials, Mirror};
-use pipeline::store::{NewToken, Scope, StoreOptions};
+use pipeline::store::{Layer, NewToken, Scope, StoreOptions};
 use pipeline::{Queue, QueueOptions, Store, SystemClock};
 use web::{AppParts, AppState};
 
@@ -34,6 +34,8 @@ const BUILDS: i64 = 100_000;
 const STREAMS: usize = 10;
 /// NEVRAs in each build's package list: a realistic row that lists must not read.
 const PACKAGES_PER_BUILD: usize = 40;
+/// Layers of each build's image: ostree-ext's default chunking makes 64.
+const LAYERS_PER_BUILD: usize = 64;
 const CLIENTS: usize = 64;
 /// wrk threads by default (ARBOR_BENCH_LOAD_THREADS).
 const LOAD_THREADS: usize = 2;
@@ -179,29 +181,41 @@ async fn fill(config: &Arc<Config>, url: &str) {
     let packages: Vec<String> =
         (0..PACKAGES_PER_BUILD).map(|number| format!("package{number}-1.2.3-4.fc41.x86_64")).collect();
     let packages = serde_json::to_string(&packages).unwrap();
+    // The same layers in every build (a client of the previous build downloads none), so the build
+    // page's download and layer table are worked out over 64 layers of both builds.
+    let layers: Vec<Layer> = (0..LAYERS_PER_BUILD)
+        .map(|number| Layer {
+            digest: format!("sha256:{number:064x}"),
+            size: 20_000_000,
+            description: format!("package{number} and 1 more"),
+            components: vec![format!("package{number}"), format!("package{}", number + LAYERS_PER_BUILD)],
+        })
+        .collect();
+    let layers = serde_json::to_string(&layers).unwrap();
     // Stream i % 10, arch alternating per round of streams, one build in ten failed.
     const SQLITE: &str = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1 - 1) \
         INSERT INTO builds (stream, arch, git_commit, git_subject, status, version, ostree_commit, image_reference, \
-        manifest_digest, download_bytes, image_bytes, created_at, started_at, finished_at, packages) \
+        manifest_digest, download_bytes, image_bytes, created_at, started_at, finished_at, packages, layers) \
         SELECT 'stream' || (i % 10), CASE (i / 10) % 2 WHEN 0 THEN 'x86_64' ELSE 'aarch64' END, printf('%040x', i), \
         'Update lockfiles', CASE WHEN i % 10 = 9 THEN 'failed' ELSE 'succeeded' END, '42.' || i, printf('%064x', i), \
         'registry.example.com/os/exampleos@sha256:' || printf('%064x', i), 'sha256:' || printf('%064x', i), \
-        123456, 987654321, 1700000000000 + i * 1000, 1700000000000 + i * 1000, 1700000000000 + i * 1000 + 600000, $2 \
+        123456, 987654321, 1700000000000 + i * 1000, 1700000000000 + i * 1000, 1700000000000 + i * 1000 + 600000, $2, $3 \
         FROM n";
     const POSTGRES: &str = "INSERT INTO builds (stream, arch, git_commit, git_subject, status, version, ostree_commit, \
-        image_reference, manifest_digest, download_bytes, image_bytes, created_at, started_at, finished_at, packages) \
+        image_reference, manifest_digest, download_bytes, image_bytes, created_at, started_at, finished_at, packages, \
+        layers) \
         SELECT 'stream' || (i % 10), CASE (i / 10) % 2 WHEN 0 THEN 'x86_64' ELSE 'aarch64' END, lpad(to_hex(i), 40, '0'), \
         'Update lockfiles', CASE WHEN i % 10 = 9 THEN 'failed' ELSE 'succeeded' END, '42.' || i, lpad(to_hex(i), 64, '0'), \
         'registry.example.com/os/exampleos@sha256:' || lpad(to_hex(i), 64, '0'), 'sha256:' || lpad(to_hex(i), 64, '0'), \
-        123456, 987654321, 1700000000000 + i * 1000, 1700000000000 + i * 1000, 1700000000000 + i * 1000 + 600000, $2 \
+        123456, 987654321, 1700000000000 + i * 1000, 1700000000000 + i * 1000, 1700000000000 + i * 1000 + 600000, $2, $3 \
         FROM generate_series(0, $1::bigint - 1) AS i";
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        sqlx::query(SQLITE).bind(BUILDS).bind(&packages).execute(&pool).await.unwrap();
+        sqlx::query(SQLITE).bind(BUILDS).bind(&packages).bind(&layers).execute(&pool).await.unwrap();
         pool.close().await;
     } else {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        sqlx::query(POSTGRES).bind(BUILDS).bind(&packages).execute(&pool).await.unwrap();
+        sqlx::query(POSTGRES).bind(BUILDS).bind(&packages).bind(&layers).execute(&pool).await.unwrap();
         sqlx::query("ANALYZE builds").execute(&pool).await.unwrap();
         pool.close().await;
     }

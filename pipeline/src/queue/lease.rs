@@ -290,17 +290,7 @@ impl Queue {
         };
         let (state, _) = self.end_lease(lease, "releasing", Ending::OnRow(Box::new(decide))).await?;
         if state == JobState::Queued {
-            let store = self.store();
-            if store.is_postgres() {
-                // After the commit, so other processes' workers that wake find the job queued.
-                dispatch!(store, write, |pool, dialect| {
-                    sqlx::query("NOTIFY arbor_jobs").execute(pool).await.map(drop)
-                })
-                .map_err(|source| {
-                    store.failed(format!("waking workers for released job {}", lease.job_id), source)
-                })?;
-            }
-            store.wake().bump();
+            self.wake_workers(&format!("released job {}", lease.job_id)).await?;
         }
         Ok(state)
     }

@@ -303,6 +303,20 @@ impl Queue {
         .map_err(|source| store.failed("looking for jobs waiting out a retry delay", source))
     }
 
+    /// Wakes waiting workers in every process (`NOTIFY arbor_jobs` on PostgreSQL) for jobs queued again
+    /// outside an enqueue; called after the change is committed, so woken workers find them.
+    pub(crate) async fn wake_workers(&self, what: &str) -> Result<(), StoreError> {
+        let store = &self.store;
+        if store.is_postgres() {
+            dispatch!(store, write, |pool, dialect| {
+                sqlx::query("NOTIFY arbor_jobs").execute(pool).await.map(drop)
+            })
+            .map_err(|source| store.failed(format!("waking workers for {what}"), source))?;
+        }
+        store.wake().bump();
+        Ok(())
+    }
+
     /// A waiter for [`WorkWaiter::wait_for_work`]; each worker loop holds its own.
     pub fn waiter(&self) -> WorkWaiter {
         WorkWaiter::new(self.store.wake().subscribe())

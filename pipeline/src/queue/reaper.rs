@@ -10,7 +10,7 @@ const REAP_BATCH: i64 = 500;
 /// What one [`Queue::reap`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReapReport {
-    /// Queued again, after a backoff.
+    /// Queued again, to run at once.
     pub requeued: u64,
     /// Out of attempts.
     pub failed: u64,
@@ -41,8 +41,10 @@ struct ExpiredLease {
 }
 
 impl Queue {
-    /// Takes back every job whose lease expired: queued again after a backoff, or `failed` once out of
-    /// attempts, or `cancelled` when cancellation was asked. Each change is guarded by the expired lease's
+    /// Takes back every job whose lease expired: queued again to run at once (its worker died or lost
+    /// contact, which is not the job's fault; the attempt still counts, so a job that kills every worker
+    /// it runs on fails after its attempts), or `failed` once out of attempts, or `cancelled` when
+    /// cancellation was asked. Waiting workers are woken for the requeued jobs. Each change is guarded by the expired lease's
     /// token, so reaping twice, or in several processes at once, changes each job once.
     pub async fn reap(&self) -> Result<ReapReport, StoreError> {
         let store = self.store();
@@ -73,7 +75,7 @@ impl Queue {
                 } else if lease.attempts >= lease.max_attempts {
                     (JobState::Failed, None, "failed")
                 } else {
-                    (JobState::Queued, Some(now + self.options.backoff.delay(lease.attempts)?), "queued")
+                    (JobState::Queued, Some(now), "queued")
                 };
                 let finished_at = state.is_final().then_some(now);
                 let reaped = dispatch!(store, write, |pool, dialect| {
@@ -127,6 +129,9 @@ impl Queue {
             }
             // A full batch may have more behind it; a batch that changed nothing was taken by another reaper.
             if batch < REAP_BATCH || changed == 0 {
+                if report.requeued > 0 {
+                    self.wake_workers("requeued jobs of expired leases").await?;
+                }
                 return Ok(report);
             }
         }

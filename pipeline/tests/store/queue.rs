@@ -306,7 +306,11 @@ async fn reaping_is_idempotent(harness: Harness) {
     let other = pipeline::Queue::new(harness.another_store().await, *harness.queue.options());
     assert_eq!(other.reap().await.unwrap(), Default::default());
     assert_eq!(harness.store.get_job(once.job_id).await.unwrap().unwrap().state, JobState::Failed);
-    assert_eq!(harness.store.get_job(twice.job_id).await.unwrap().unwrap().state, JobState::Queued);
+    let requeued = harness.store.get_job(twice.job_id).await.unwrap().unwrap();
+    assert_eq!(requeued.state, JobState::Queued);
+    // Its worker died, which is not the job's fault: another worker may take it at once.
+    let retaken = harness.claim("w_alive", &[], &["compose"]).await.expect("claimable at once");
+    assert_eq!((retaken.job.id, retaken.job.attempts), (twice.job_id, 2));
 }
 
 async fn cancelling_a_queued_job_ends_it_at_once(harness: Harness) {
