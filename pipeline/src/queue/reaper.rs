@@ -44,8 +44,9 @@ impl Queue {
     /// Takes back every job whose lease expired: queued again to run at once (its worker died or lost
     /// contact, which is not the job's fault; the attempt still counts, so a job that kills every worker
     /// it runs on fails after its attempts), or `failed` once out of attempts, or `cancelled` when
-    /// cancellation was asked. Waiting workers are woken for the requeued jobs. Each change is guarded by the expired lease's
-    /// token, so reaping twice, or in several processes at once, changes each job once.
+    /// cancellation was asked. Waiting workers are woken for the requeued jobs. Each change is guarded
+    /// by the expired lease's token, so reaping twice, or in several processes at once, changes each job
+    /// once.
     pub async fn reap(&self) -> Result<ReapReport, StoreError> {
         let store = self.store();
         let now = store.now();
