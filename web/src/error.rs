@@ -79,8 +79,8 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     /// A foreign cursor is the client's mistake (400), a lost lease the worker's (409); a database that
-    /// does not answer is 503 (try again);
-    /// everything else is the server's (500). Database names and addresses stay in the log.
+    /// does not answer is 503 (try again); everything else is the server's (500). Database names and
+    /// addresses stay in the log.
     fn from(error: StoreError) -> ApiError {
         match &error {
             StoreError::InvalidCursor { .. } => ApiError::bad_request("invalid_cursor", error.to_string()),

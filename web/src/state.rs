@@ -115,23 +115,6 @@ impl LogEvents {
     pub fn subscribe(&self) -> broadcast::Receiver<i64> {
         self.0.subscribe()
     }
-
-    /// The sender itself, for code that wakes live logs without depending on the web crate's types.
-    pub fn sender(&self) -> broadcast::Sender<i64> {
-        self.0.clone()
-    }
-}
-
-impl FromRef<AppState> for crate::worker_api::WorkerApiState {
-    fn from_ref(state: &AppState) -> crate::worker_api::WorkerApiState {
-        crate::worker_api::WorkerApiState {
-            store: state.store.clone(),
-            queue: state.queue.clone(),
-            mirror: Arc::clone(&state.mirror),
-            config: Arc::clone(&state.config),
-            log_appended: state.log_events.sender(),
-        }
-    }
 }
 
 macro_rules! from_ref {

@@ -5,7 +5,6 @@
 //! here, and completions are recorded here (`pipeline::jobs::complete_job`).
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -15,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::blocking::run_blocking;
-use pipeline::config::{Config, KNOWN_ARCHES};
-use pipeline::git::{CommitId, Mirror};
+use pipeline::config::KNOWN_ARCHES;
+use pipeline::git::CommitId;
 use pipeline::jobs::{COMPOSE_KIND, ComposePayload, RecordError, complete_job};
-use pipeline::queue::{ClaimRequest, Lease, Queue};
-use pipeline::store::{NewLogLine, NewWorker, Store, StoreError, WorkerKind};
+use pipeline::queue::{ClaimRequest, Lease};
+use pipeline::store::{NewLogLine, NewWorker, StoreError, WorkerKind};
 use pipeline::worker::archive::pack_directory;
 use pipeline::worker::protocol::{
     API_PREFIX, ClaimRequestBody, ClaimResponse, CompleteBody, HeartbeatResponse, LeaseBody, LogsBody,
@@ -27,7 +26,7 @@ use pipeline::worker::protocol::{
 };
 use pipeline::worker::{SourceError, claim_next, completed_state, heartbeat_interval};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::auth::{Caller, Require, Worker};
 use crate::error::ApiError;
@@ -38,18 +37,6 @@ use crate::state::AppState;
 const ARCHIVE_CHUNKS_IN_FLIGHT: usize = 16;
 /// Bytes the packing thread buffers before it hands a chunk over.
 const ARCHIVE_CHUNK_BYTES: usize = 64 * 1024;
-
-/// What the worker API's handlers need; the web crate's application state provides it through
-/// [`FromRef`].
-#[derive(Debug, Clone)]
-pub struct WorkerApiState {
-    pub store: Store,
-    pub queue: Queue,
-    pub mirror: Arc<Mirror>,
-    pub config: Arc<Config>,
-    /// Sent the job's id after its log grew or it ended, so live-log followers wake.
-    pub log_appended: broadcast::Sender<i64>,
-}
 
 /// The worker API's routes, with their full paths.
 pub fn routes() -> Router<AppState> {
@@ -98,7 +85,7 @@ fn token_id(caller: &Caller) -> Option<i64> {
 }
 
 async fn register(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     worker: Require<Worker>,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
@@ -129,7 +116,7 @@ async fn register(
 }
 
 async fn claim(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     JsonBody(body): JsonBody<ClaimRequestBody>,
 ) -> Result<Response, ApiError> {
@@ -153,7 +140,7 @@ async fn claim(
 }
 
 async fn heartbeat(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LeaseBody>,
@@ -166,7 +153,7 @@ async fn heartbeat(
 }
 
 async fn append_logs(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LogsBody>,
@@ -174,13 +161,12 @@ async fn append_logs(
     let lines: Vec<NewLogLine> =
         body.lines.into_iter().map(|line| NewLogLine { time: line.time, line: line.line }).collect();
     let last = state.queue.append_logs(&Lease { job_id: id, token: body.lease_token }, &lines).await?;
-    // Nobody may be following the log; that is fine.
-    let _ = state.log_appended.send(id);
+    state.log_events.appended(id);
     Ok(Json(LogsResponse { next_seq: last + 1 }))
 }
 
 async fn set_phase(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<PhaseBody>,
@@ -190,25 +176,25 @@ async fn set_phase(
 }
 
 async fn complete(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<CompleteBody>,
 ) -> Result<Json<StateResponse>, ApiError> {
     let lease = Lease { job_id: id, token: body.lease_token };
     let completed = complete_job(&state.queue, &state.config.streams, &lease, body.outcome).await?;
-    let _ = state.log_appended.send(id);
+    state.log_events.appended(id);
     Ok(Json(StateResponse { state: completed_state(completed) }))
 }
 
 async fn release(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<StateResponse>, ApiError> {
     let job_state = state.queue.release(&Lease { job_id: id, token: body.lease_token }).await?;
-    let _ = state.log_appended.send(id);
+    state.log_events.appended(id);
     Ok(Json(StateResponse { state: job_state.as_str().to_string() }))
 }
 
@@ -220,7 +206,7 @@ struct InputsQuery {
 /// The job's inputs as `application/x-tar`: the compose commit's tree exported from the mirror (an empty
 /// archive for other jobs), packed on a blocking thread while it streams.
 async fn inputs(
-    State(state): State<WorkerApiState>,
+    State(state): State<AppState>,
     _worker: Require<Worker>,
     Path(id): Path<i64>,
     Query(query): Query<InputsQuery>,

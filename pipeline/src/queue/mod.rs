@@ -138,7 +138,6 @@ pub struct ClaimedJob {
     pub lease: Lease,
 }
 
-/// The build of a claimed job: running from the claim's time.
 /// Appends the condition on jobs a [`ClaimRequest`] may take: one of its kinds, and of no arch or one of
 /// its arches.
 macro_rules! push_claimable {
@@ -161,6 +160,7 @@ macro_rules! push_claimable {
     }};
 }
 
+/// The build of a claimed job: running from the claim's time.
 macro_rules! start_build_sql {
     ($job_id:expr, $started_at:expr) => {
         concat!(
